@@ -1,0 +1,42 @@
+# Two commands for a new user: `make run` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest db-tests bench clean-data help
+
+help:
+	@echo "make run    set up .venv and start the whole stack (Postgres, Temporal + UI, worker, API, simulator)"
+	@echo "make test   set up .venv with dev extras, then ruff, mypy and the whole pytest suite"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/orchestrator dev
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy .
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+# The database tests alone, e.g. against another server: DATABASE_URL=postgresql://... make db-tests
+db-tests: $(STAMP)
+	$(BIN)/pytest -q -m db
+
+bench: $(STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,44 @@
+"""The FastAPI application factory. One Temporal client and one engine per process, made in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.routes import health, orders, webhooks
+from infra.db.engine import create_engine, session_factory
+from infra.db.uow import uow_factory
+from infra.settings import Settings, get_settings
+from infra.temporal import connect
+
+
+def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
+    """Build the app. Tests pass their own settings and Temporal client; production reads the environment."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
+        client = temporal or await connect(settings)
+        app.state.orchestrator = AppState(settings=settings, temporal=client, uow=uow_factory(session_factory(engine)))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Order Orchestrator",
+        version="0.1.0",
+        summary="Decides how each order is fulfilled, and makes it happen, durably.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(orders.router)
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,97 @@
+"""Inbound webhooks from warehouses and carriers: verified, deduplicated, turned into workflow signals."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, Request, Response, status
+from pydantic import ValidationError
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import SettingsDep, TemporalDep, UowDep
+from api.errors import ApiError
+from api.schemas import WebhookAccepted
+from integrations.webhooks import SIGNATURE_HEADER, ShipmentWebhookEvent, SignatureError, verify
+from workflows import order_workflow_id
+from workflows.contracts import ShipmentEventReceived
+from workflows.order import OrderWorkflow
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@router.post("/wms", status_code=status.HTTP_202_ACCEPTED, response_model=WebhookAccepted)
+async def wms_event(
+    request: Request,
+    response: Response,
+    client: TemporalDep,
+    settings: SettingsDep,
+    uow: UowDep,
+    signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+) -> WebhookAccepted:
+    """A shipment event. Accepted once per event id; a repeat is answered 200 and changes nothing."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    secrets = [settings.webhook_secret.get_secret_value()]
+    if settings.webhook_secret_previous:
+        secrets.append(settings.webhook_secret_previous.get_secret_value())
+    try:
+        verify(signature, body, secrets, now=int(time.time()), tolerance_s=settings.webhook_tolerance_s)
+    except SignatureError as err:
+        raise ApiError(401, f"webhook refused: {err}") from None
+    try:
+        event = ShipmentWebhookEvent.model_validate_json(body)
+    except ValidationError as err:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()[:5])
+        raise ApiError(422, f"invalid event: {fields}") from None
+    structlog.contextvars.bind_contextvars(order_id=event.order_id, event_id=event.event_id)
+
+    async with uow:
+        if await uow.events.seen(event.event_id):
+            response.status_code = status.HTTP_200_OK
+            return WebhookAccepted(event_id=event.event_id, outcome="duplicate")
+        handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(event.order_id))
+        outcome = "applied"
+        try:
+            # The workflow also drops an event id it has seen, so a race between two deliveries is harmless.
+            await handle.signal(
+                OrderWorkflow.shipment_event_received,
+                ShipmentEventReceived(
+                    event_id=event.event_id,
+                    shipment_id=event.shipment_id,
+                    stage=event.stage,
+                    occurred_at=event.occurred_at,
+                    tracking_number=event.tracking_number,
+                ),
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            outcome = await _why_not_found(handle)
+            log.warning("webhook event kept but not applied", outcome=outcome)
+        await uow.events.record(
+            event_id=event.event_id,
+            source="wms",
+            order_id=event.order_id,
+            outcome=outcome,
+            payload=event.model_dump(mode="json"),
+        )
+        await uow.commit()
+    return WebhookAccepted(event_id=event.event_id, outcome=outcome)
+
+
+async def _why_not_found(handle: WorkflowHandle[Any, Any]) -> str:
+    """A signal is refused both for an order never placed and for one already finished: tell them apart."""
+    try:
+        await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return "unknown_order"
+        raise
+    return "order_closed"

@@ -1,0 +1,1 @@
+"""Pure business decisions: no I/O, no clock, no environment, no Temporal, no SQL."""

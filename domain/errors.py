@@ -1,0 +1,44 @@
+"""Business failure reasons, typed, with their names kept in one place.
+
+Activities raise these as ``ApplicationError(type=ErrorType.X, non_retryable=True)``; workflows branch on
+``ActivityError.cause.type``. A reason that is not in this list is a bug or a transient failure, and retries.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorType(StrEnum):
+    ORDER_INVALID = "OrderInvalid"
+    OUT_OF_STOCK = "OutOfStock"
+    NO_ELIGIBLE_NODE = "NoEligibleNode"
+    NODE_REJECTED = "NodeRejected"
+    UNKNOWN_ORDER = "UnknownOrder"
+
+
+class BusinessError(Exception):
+    """A reason the business understands. ``type`` travels to the workflow as the failure type."""
+
+    type: ErrorType
+
+    def __init__(self, message: str, *, details: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class OrderInvalid(BusinessError):
+    type = ErrorType.ORDER_INVALID
+
+
+class OutOfStock(BusinessError):
+    type = ErrorType.OUT_OF_STOCK
+
+
+class NoEligibleNode(BusinessError):
+    type = ErrorType.NO_ELIGIBLE_NODE
+
+
+class NodeRejected(BusinessError):
+    type = ErrorType.NODE_REJECTED

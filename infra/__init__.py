@@ -1,0 +1,1 @@
+"""Settings, logging, Temporal and database plumbing, and the launchers for local services."""

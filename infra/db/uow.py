@@ -1,0 +1,39 @@
+"""The unit of work: one transaction, the repositories bound to it, and nothing committed by accident."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infra.db.repositories import CatalogRepository, EventRepository, InventoryRepository
+
+
+class UnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        self.catalog = CatalogRepository(self.session)
+        self.inventory = InventoryRepository(self.session)
+        self.events = EventRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Whatever was not committed explicitly is rolled back: a half-done change never lands.
+        await self.session.rollback()
+        await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+def uow_factory(sessions: async_sessionmaker[AsyncSession]) -> UowFactory:
+    return lambda: UnitOfWork(sessions)

