@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workflows import TASK_QUEUE
+
 ENV_PREFIX = "ORCH_"
 
 
@@ -43,7 +45,7 @@ class Settings(BaseSettings):
     temporal_tls: bool = Field(default=False, validation_alias=_env("TEMPORAL_TLS", bare=True))
     temporal_tls_cert: Path | None = Field(default=None, validation_alias=_env("TEMPORAL_TLS_CERT", bare=True))
     temporal_tls_key: Path | None = Field(default=None, validation_alias=_env("TEMPORAL_TLS_KEY", bare=True))
-    task_queue: str = Field(default="orders", validation_alias=_env("TASK_QUEUE"))
+    task_queue: str = Field(default=TASK_QUEUE, validation_alias=_env("TASK_QUEUE"))
 
     # Ports for the local stack.
     api_host: str = Field(default="127.0.0.1", validation_alias=_env("API_HOST"))

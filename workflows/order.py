@@ -60,13 +60,25 @@ RELEASE_STEP = {
 }
 
 
-def _failure_type(err: ActivityError) -> str | None:
-    cause = err.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
+# What an activity can fail with. A regular activity's failure arrives as ActivityError wrapping the
+# activity's ApplicationError; a local activity's (temporalio 1.35) arrives as the ApplicationError itself.
+ActivityFailure = (ActivityError, ApplicationError)
 
 
-def _failure_message(err: ActivityError) -> str:
-    return err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+def _reason(err: ActivityError | ApplicationError) -> ApplicationError | None:
+    """The typed failure an activity raised, however the SDK delivered it."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    return cause if isinstance(cause, ApplicationError) else None
+
+
+def _failure_type(err: ActivityError | ApplicationError) -> str | None:
+    reason = _reason(err)
+    return reason.type if reason else None
+
+
+def _failure_message(err: ActivityError | ApplicationError) -> str:
+    reason = _reason(err)
+    return reason.message if reason else str(err)
 
 
 @workflow.defn
@@ -96,7 +108,7 @@ class OrderWorkflow:
                 result_type=ValidateOrderResult,
                 **LOCAL_STEP,  # type: ignore[arg-type]
             )
-        except ActivityError as err:
+        except ActivityFailure as err:
             if _failure_type(err) == ErrorType.ORDER_INVALID:
                 self._failure = _failure_message(err)
                 self._set_stage(OrderStage.REJECTED, "validation", self._failure)
@@ -127,7 +139,7 @@ class OrderWorkflow:
                     result_type=Plan,
                     **LOCAL_STEP,  # type: ignore[arg-type]
                 )
-            except ActivityError as err:
+            except ActivityFailure as err:
                 if _failure_type(err) in (ErrorType.OUT_OF_STOCK, ErrorType.NO_ELIGIBLE_NODE):
                     self._fail(_failure_type(err) or "", "sourcing", _failure_message(err))
                 raise
@@ -143,7 +155,7 @@ class OrderWorkflow:
                     result_type=ReserveStockResult,
                     **LOCAL_STEP,  # type: ignore[arg-type]
                 )
-            except ActivityError as err:
+            except ActivityFailure as err:
                 if _failure_type(err) != ErrorType.OUT_OF_STOCK:
                     raise
                 # Another order took the units between planning and reserving: plan again on fresh stock.
@@ -186,7 +198,7 @@ class OrderWorkflow:
                     summary=f"release {shipment.shipment_id} to {shipment.node_id}",
                     **RELEASE_STEP,  # type: ignore[arg-type]
                 )
-            except ActivityError as err:
+            except ActivityFailure as err:
                 if _failure_type(err) == ErrorType.NODE_REJECTED:
                     await self._release_reservation(plan)
                     self._fail(ErrorType.NODE_REJECTED, shipment.node_id, _failure_message(err))

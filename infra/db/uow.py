@@ -24,8 +24,8 @@ class UnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        # Whatever was not committed explicitly is rolled back: a half-done change never lands.
-        await self.session.rollback()
+        # Closing rolls back whatever was not committed explicitly (a half-done change never lands) and,
+        # unlike rollback(), leaves the rows already read usable after the unit of work ends.
         await self.session.close()
 
     async def commit(self) -> None:

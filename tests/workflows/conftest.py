@@ -1,0 +1,58 @@
+"""Workflow-test fixtures: real activities over real Postgres, the real simulator in-process as the WMS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from infra.db.uow import UowFactory
+from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
+from integrations.wms import WmsClient
+from worker import WORKFLOWS, build_activities
+
+pytestmark = pytest.mark.db
+
+
+@pytest_asyncio.fixture
+async def simulator() -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The simulator as the WMS. Its events are held: workflow tests deliver shipment events as signals."""
+    config = SimulatorConfig(
+        webhook_url="http://unused.invalid/webhooks/wms",
+        webhook_secret="test",
+        behaviour=Behaviour(hold_events=True),
+    )
+    app = create_simulator_app(config)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://x") as http:
+        yield app, http
+
+
+NewWorker = Callable[[], AbstractAsyncContextManager[Worker]]
+
+
+@pytest.fixture
+def new_worker(
+    temporal_env: WorkflowEnvironment, uow_factory: UowFactory, simulator: tuple[FastAPI, httpx.AsyncClient]
+) -> NewWorker:
+    """A worker with every real activity, on a task queue of its own."""
+
+    @asynccontextmanager
+    async def start() -> AsyncIterator[Worker]:
+        _, http = simulator
+        async with Worker(
+            temporal_env.client,
+            task_queue=f"test-{uuid.uuid4().hex[:8]}",
+            workflows=WORKFLOWS,
+            activities=build_activities(uow_factory, WmsClient(http)),
+        ) as worker:
+            yield worker
+
+    return start
