@@ -37,7 +37,7 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
-class TestNetwork:
+class SeededNetwork:
     prefix: str
     node_ids: dict[str, str]
     skus: dict[str, str]
@@ -49,7 +49,7 @@ class TestNetwork:
         return self.skus[name]
 
 
-async def build_network(uow: UowFactory, nodes: Iterable[NodeSpec], stock: dict[tuple[str, str], int]) -> TestNetwork:
+async def build_network(uow: UowFactory, nodes: Iterable[NodeSpec], stock: dict[tuple[str, str], int]) -> SeededNetwork:
     """Insert nodes, SKUs and stock under a unique prefix. ``stock`` is keyed by (node name, sku name)."""
     prefix = uuid.uuid4().hex[:8].upper()
     specs = list(nodes)
@@ -77,11 +77,11 @@ async def build_network(uow: UowFactory, nodes: Iterable[NodeSpec], stock: dict[
             ],
         )
         await u.commit()
-    return TestNetwork(prefix=prefix, node_ids=node_ids, skus=skus)
+    return SeededNetwork(prefix=prefix, node_ids=node_ids, skus=skus)
 
 
 def make_order(
-    network: TestNetwork, lines: dict[str, int], *, order_id: str | None = None, destination: GeoPoint = AUSTIN
+    network: SeededNetwork, lines: dict[str, int], *, order_id: str | None = None, destination: GeoPoint = AUSTIN
 ) -> Order:
     return Order(
         order_id=order_id or f"T{network.prefix}-{uuid.uuid4().hex[:6]}",

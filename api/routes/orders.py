@@ -8,6 +8,7 @@ import structlog
 from fastapi import APIRouter, Response, status
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
+    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -76,9 +77,9 @@ async def place_order(
             memo={REQUEST_FINGERPRINT: fingerprint},
             search_attributes=TypedSearchAttributes(
                 [
-                    SA_CUSTOMER_ID.value_set(order.customer_id),
-                    SA_CHANNEL.value_set(order.channel),
-                    SA_ORDER_STATUS.value_set(OrderStage.RECEIVED),
+                    SearchAttributePair(SA_CUSTOMER_ID, order.customer_id),
+                    SearchAttributePair(SA_CHANNEL, str(order.channel)),
+                    SearchAttributePair(SA_ORDER_STATUS, str(OrderStage.RECEIVED)),
                 ]
             ),
             static_summary=f"order {order.order_id}: {len(order.lines)} line(s), {order.service_level}",
