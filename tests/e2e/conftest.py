@@ -11,12 +11,15 @@ import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from infra.db.uow import UowFactory
 from infra.services import ManagedProcess, free_port, orchestrator_process, temporal_dev_server, wait_for_port
+from tests.support import AUSTIN, NEWARK, NodeSpec, SeededNetwork, build_network
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
@@ -106,6 +109,33 @@ async def http(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[ht
 async def simulator_http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.simulator_url, timeout=30) as client:
         yield client
+
+
+def order_body(net: SeededNetwork, *, order_id: str | None = None, quantity: int = 1) -> dict[str, Any]:
+    return {
+        "order_id": order_id or f"E2E-{uuid.uuid4().hex[:10]}",
+        "customer_id": "C-42",
+        "channel": "web",
+        "ship_to": {
+            "name": "Ada Customer", "line1": "500 Congress Ave", "city": "Austin", "region": "TX",
+            "postal_code": "78701", "country": "US",
+        },
+        "lines": [{"line_id": "1", "sku": net.sku("DRILL"), "quantity": quantity, "unit_price_minor": 12900}],
+    }  # fmt: skip
+
+
+@pytest.fixture
+async def network(uow_factory: UowFactory) -> SeededNetwork:
+    return await build_network(
+        uow_factory,
+        [NodeSpec("AUSTIN", AUSTIN), NodeSpec("NEWARK", NEWARK)],
+        {("AUSTIN", "DRILL"): 100, ("NEWARK", "DRILL"): 100},
+    )
+
+
+async def order_stage(http: httpx.AsyncClient, order_id: str) -> str:
+    response = await http.get(f"/orders/{order_id}")
+    return str(response.json().get("stage")) if response.status_code == 200 else f"http {response.status_code}"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

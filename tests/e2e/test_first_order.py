@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client
 
-from infra.db.uow import UowFactory
 from infra.temporal import DATA_CONVERTER
-from tests.e2e.conftest import Stack
-from tests.support import AUSTIN, NEWARK, NodeSpec, SeededNetwork, build_network, eventually
+from tests.e2e.conftest import Stack, order_body, order_stage
+from tests.support import SeededNetwork, eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
-
-
-def order_body(net: SeededNetwork, *, order_id: str | None = None, quantity: int = 1) -> dict[str, Any]:
-    return {
-        "order_id": order_id or f"E2E-{uuid.uuid4().hex[:10]}",
-        "customer_id": "C-42",
-        "channel": "web",
-        "ship_to": {
-            "name": "Ada Customer", "line1": "500 Congress Ave", "city": "Austin", "region": "TX",
-            "postal_code": "78701", "country": "US",
-        },
-        "lines": [{"line_id": "1", "sku": net.sku("DRILL"), "quantity": quantity, "unit_price_minor": 12900}],
-    }  # fmt: skip
-
-
-@pytest.fixture
-async def network(uow_factory: UowFactory) -> SeededNetwork:
-    return await build_network(
-        uow_factory,
-        [NodeSpec("AUSTIN", AUSTIN), NodeSpec("NEWARK", NEWARK)],
-        {("AUSTIN", "DRILL"): 100, ("NEWARK", "DRILL"): 100},
-    )
-
-
-async def order_stage(http: httpx.AsyncClient, order_id: str) -> str:
-    response = await http.get(f"/orders/{order_id}")
-    return str(response.json().get("stage")) if response.status_code == 200 else f"http {response.status_code}"
 
 
 async def test_order_placed_over_http_is_delivered(

@@ -162,7 +162,7 @@ async def test_split_order_releases_each_shipment_once(
         final = await handle.result()
     assert final.stage is OrderStage.COMPLETED
     releases = await simulator_releases(simulator, order.order_id)
-    assert sorted(r["node_id"] for r in releases) == sorted([net.node("AUSTIN"), net.node("DALLAS")])
+    assert sorted(str(r["node_id"]) for r in releases) == sorted([net.node("AUSTIN"), net.node("DALLAS")])
     assert all(r["attempts"] == 1 for r in releases)
     assert await stock_of(uow_factory, net.node("DALLAS"), net.sku("LADDER")) == (1, 0)
 
