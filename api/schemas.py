@@ -6,10 +6,10 @@ import hashlib
 import json
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from domain.lifecycle import OrderStage
-from domain.orders import MAX_LINES, Address, Channel, Order, OrderId, OrderLine, ServiceLevel
+from domain.orders import MAX_LINES, Address, Channel, Order, OrderId, OrderLine, ServiceLevel, check_unique_line_ids
 from domain.sourcing import Plan
 from workflows.contracts import ShipmentView, TimelineEntry
 
@@ -27,6 +27,12 @@ class OrderCreate(BaseModel):
     ship_to: Address
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
     placed_at: AwareDatetime | None = None
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_line_ids(cls, lines: list[OrderLine]) -> list[OrderLine]:
+        check_unique_line_ids(lines)
+        return lines
 
     def to_domain(self, received_at: datetime) -> Order:
         return Order(**self.model_dump(exclude={"placed_at"}), placed_at=self.placed_at or received_at)

@@ -74,11 +74,7 @@ class Order(BaseModel):
 
     @model_validator(mode="after")
     def _unique_line_ids(self) -> Order:
-        seen: set[str] = set()
-        for line in self.lines:
-            if line.line_id in seen:
-                raise ValueError(f"duplicate line_id {line.line_id!r}")
-            seen.add(line.line_id)
+        check_unique_line_ids(self.lines)
         return self
 
     @property
@@ -90,6 +86,14 @@ class Order(BaseModel):
         for line in self.lines:
             totals[line.sku] = totals.get(line.sku, 0) + line.quantity
         return totals
+
+
+def check_unique_line_ids(lines: list[OrderLine]) -> None:
+    seen: set[str] = set()
+    for line in lines:
+        if line.line_id in seen:
+            raise ValueError(f"duplicate line_id {line.line_id!r}")
+        seen.add(line.line_id)
 
 
 def ensure_aware(value: datetime) -> datetime:

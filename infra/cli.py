@@ -205,6 +205,7 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
             ).start()
             wait_for_port(settings.temporal_port, timeout_s=60, process=temporal.process)
             env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{settings.temporal_port}"
+            env["ORCH_TEMPORAL_UI_URL"] = f"http://127.0.0.1:{settings.temporal_ui_port}"
         else:
             log.info("using Temporal from TEMPORAL_ADDRESS", address=settings.temporal_address)
 

@@ -29,7 +29,7 @@ def _env(name: str, *, bare: bool = False) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore")
 
     # Where embedded services keep their data between runs (`make run` reuses it).
     data_dir: Path = Field(default=Path(".data"), validation_alias=_env("DATA_DIR"))
@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     temporal_tls: bool = Field(default=False, validation_alias=_env("TEMPORAL_TLS", bare=True))
     temporal_tls_cert: Path | None = Field(default=None, validation_alias=_env("TEMPORAL_TLS_CERT", bare=True))
     temporal_tls_key: Path | None = Field(default=None, validation_alias=_env("TEMPORAL_TLS_KEY", bare=True))
+    # Where people open the Temporal UI; API answers link each order's workflow there when set.
+    temporal_ui_url: str | None = Field(default=None, validation_alias=_env("TEMPORAL_UI_URL"))
     task_queue: str = Field(default=TASK_QUEUE, validation_alias=_env("TASK_QUEUE"))
 
     # Ports for the local stack.

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from domain.lifecycle import ShipmentStage
 
@@ -39,7 +38,7 @@ def verify(header: str | None, body: bytes, secrets: Sequence[str], *, now: int,
     candidates: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif key == "v1" and value:
             candidates.append(value)
@@ -63,5 +62,5 @@ class ShipmentWebhookEvent(BaseModel):
     order_id: str
     shipment_id: str
     stage: ShipmentStage
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     tracking_number: str | None = None

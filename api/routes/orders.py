@@ -36,9 +36,9 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 def _ui_url(settings: Settings, workflow_id: str, run_id: str | None) -> str | None:
-    if not settings.embedded_temporal:
+    if not settings.temporal_ui_url:
         return None
-    base = f"http://127.0.0.1:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows"
+    base = f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows"
     return f"{base}/{workflow_id}/{run_id}" if run_id else f"{base}/{workflow_id}"
 
 

@@ -165,18 +165,18 @@ class InventoryRepository:
             values: dict[str, Any] = {"reserved": Stock.reserved - quantity}
             if consume:
                 values["on_hand"] = Stock.on_hand - quantity
-            before = await self._session.scalar(
+            on_hand_after = await self._session.scalar(
                 update(Stock).where(Stock.node_id == node, Stock.sku == sku).values(**values).returning(Stock.on_hand)
             )
-            if consume and before is not None:
+            if consume and on_hand_after is not None:
                 self._session.add(
                     InventoryJournal(
                         node_id=node,
                         sku=sku,
                         actor=actor,
                         reason=f"shipped under {reservation_key}",
-                        on_hand_before=before + quantity,
-                        on_hand_after=before,
+                        on_hand_before=on_hand_after + quantity,
+                        on_hand_after=on_hand_after,
                     )
                 )
         return len(changed)

@@ -49,8 +49,9 @@ async def test_order_placed_over_http_is_delivered(
         (lambda b: b.update(order_id="bad id with spaces"), "order_id"),
         (lambda b: b.update(lines=[]), "lines"),
         (lambda b: b.update(colour="red"), "colour"),
+        (lambda b: b["lines"].append(dict(b["lines"][0])), "lines"),
     ],
-    ids=["zero-quantity", "missing-address", "bad-country", "bad-order-id", "no-lines", "unknown-field"],
+    ids=["zero-quantity", "missing-address", "bad-country", "bad-order-id", "no-lines", "unknown-field", "dup-line"],
 )
 async def test_malformed_order_is_refused_naming_the_field(
     http: httpx.AsyncClient, network: SeededNetwork, mutate: Any, field: str
