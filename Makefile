@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest db-tests bench clean-data help
+.PHONY: run test lint typecheck pytest db-tests bench clean-data help record-histories
 
 help:
 	@echo "make run    set up .venv and start the whole stack (Postgres, Temporal + UI, worker, API, simulator)"
@@ -40,3 +40,8 @@ bench: $(STAMP)
 
 clean-data:
 	rm -rf .data
+
+# Store the workflow tests' histories as the replay contract (tests/replay/histories/); review the diff.
+record-histories: $(STAMP)
+	rm -f tests/replay/histories/*.json
+	ORCH_RECORD_HISTORIES=1 $(BIN)/pytest -q tests/workflows

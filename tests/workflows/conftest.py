@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -36,6 +40,28 @@ async def simulator() -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
 
 
 NewWorker = Callable[[], AbstractAsyncContextManager[Worker]]
+
+HISTORIES = Path(__file__).resolve().parent.parent / "replay" / "histories"
+
+
+RecordHistory = Callable[[WorkflowHandle[Any, Any], str], Awaitable[None]]
+
+
+@pytest.fixture
+def record_history() -> RecordHistory:
+    """Store a finished workflow's history for the replay tests, when ORCH_RECORD_HISTORIES=1.
+
+    Recording is a deliberate act (`make record-histories`): the stored histories are the contract that
+    future workflow code must keep replaying, so they change only when someone means them to.
+    """
+
+    async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:
+        if os.environ.get("ORCH_RECORD_HISTORIES") != "1":
+            return
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+    return record
 
 
 @pytest.fixture

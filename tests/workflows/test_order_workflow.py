@@ -18,7 +18,7 @@ from domain.orders import Order
 from infra.db.tables import Reservation, Stock
 from infra.db.uow import UowFactory
 from tests.support import AUSTIN, DALLAS, NEWARK, NodeSpec, build_network, eventually, make_order
-from tests.workflows.conftest import NewWorker
+from tests.workflows.conftest import NewWorker, RecordHistory
 from workflows import order_workflow_id
 from workflows.contracts import OrderStatusView, OrderWorkflowInput, ShipmentEventReceived
 from workflows.order import OrderWorkflow
@@ -78,7 +78,7 @@ ALL_THE_WAY = (ShipmentStage.PICKED, ShipmentStage.PACKED, ShipmentStage.SHIPPED
 
 
 async def test_order_flows_from_receipt_to_delivery(
-    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator
+    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator, record_history: RecordHistory
 ) -> None:
     net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5, ("NEWARK", "DRILL"): 50})
     order = make_order(net, {"DRILL": 2})
@@ -111,23 +111,30 @@ async def test_order_flows_from_receipt_to_delivery(
         "order completed",
     ]  # fmt: skip
 
+    await record_history(handle, "delivered")
 
-async def test_unknown_sku_is_rejected_without_side_effects(new_worker: NewWorker, uow_factory: UowFactory) -> None:
+
+async def test_unknown_sku_is_rejected_without_side_effects(
+    new_worker: NewWorker, uow_factory: UowFactory, record_history: RecordHistory
+) -> None:
     net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5})
     order = make_order(net, {"DRILL": 1})
     order = order.model_copy(
         update={"lines": [*order.lines, order.lines[0].model_copy(update={"line_id": "9", "sku": "NO-SUCH-SKU"})]}
     )
     async with new_worker() as worker:
-        result = await (await start(worker, order)).result()
+        handle = await start(worker, order)
+        result = await handle.result()
     assert result.stage is OrderStage.REJECTED
     assert result.failure is not None
     assert "NO-SUCH-SKU" in result.failure
     assert await reservations(uow_factory, order.order_id) == []
 
+    await record_history(handle, "rejected_unknown_sku")
+
 
 async def test_order_the_network_cannot_cover_fails_and_holds_nothing(
-    new_worker: NewWorker, uow_factory: UowFactory
+    new_worker: NewWorker, uow_factory: UowFactory, record_history: RecordHistory
 ) -> None:
     net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 1, ("NEWARK", "DRILL"): 1})
     order = make_order(net, {"DRILL": 5})
@@ -143,9 +150,11 @@ async def test_order_the_network_cannot_cover_fails_and_holds_nothing(
     assert view.stage is OrderStage.FAILED
     assert await reservations(uow_factory, order.order_id) == []
 
+    await record_history(handle, "failed_out_of_stock")
+
 
 async def test_split_order_releases_each_shipment_once(
-    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator
+    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator, record_history: RecordHistory
 ) -> None:
     net = await build_network(
         uow_factory,
@@ -166,9 +175,11 @@ async def test_split_order_releases_each_shipment_once(
     assert all(r["attempts"] == 1 for r in releases)
     assert await stock_of(uow_factory, net.node("DALLAS"), net.sku("LADDER")) == (1, 0)
 
+    await record_history(handle, "split_two_nodes")
+
 
 async def test_duplicate_and_out_of_order_events_never_move_a_shipment_backwards(
-    new_worker: NewWorker, uow_factory: UowFactory
+    new_worker: NewWorker, uow_factory: UowFactory, record_history: RecordHistory
 ) -> None:
     net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5})
     order = make_order(net, {"DRILL": 1})
@@ -193,9 +204,11 @@ async def test_duplicate_and_out_of_order_events_never_move_a_shipment_backwards
     assert final.stage is OrderStage.COMPLETED
     assert await stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (4, 0)
 
+    await record_history(handle, "stale_and_duplicate_events")
+
 
 async def test_node_that_refuses_the_release_fails_the_order_and_frees_its_stock(
-    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator
+    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator, record_history: RecordHistory
 ) -> None:
     net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5})
     await simulator[1].put("/control/behaviour", json={"hold_events": True, "reject_nodes": [net.node("AUSTIN")]})
@@ -208,3 +221,4 @@ async def test_node_that_refuses_the_release_fails_the_order_and_frees_its_stock
     assert failure.value.cause.type == ErrorType.NODE_REJECTED
     assert [r.state for r in await reservations(uow_factory, order.order_id)] == ["released"]
     assert await stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (5, 0)
+    await record_history(handle, "node_rejected")
