@@ -21,7 +21,7 @@ from infra.db.engine import create_engine, session_factory
 from infra.db.uow import UowFactory, uow_factory
 from infra.geo import CityGeocoder
 from infra.settings import Settings
-from infra.temporal import connect, ensure_search_attributes
+from infra.temporal import connect, prepare_namespace
 from integrations.wms import WmsClient
 from workflows.order import OrderWorkflow
 
@@ -65,12 +65,7 @@ async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Wo
 
 async def run(settings: Settings) -> None:
     client = await connect(settings)
-    try:
-        added = await ensure_search_attributes(client)
-        if added:
-            log.info("registered search attributes", names=added)
-    except Exception as err:  # e.g. Temporal Cloud: register them in the namespace settings instead
-        log.warning("could not check search attributes; register them by hand if missing", error=str(err))
+    await prepare_namespace(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

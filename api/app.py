@@ -14,7 +14,7 @@ from api.routes import health, orders, webhooks
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import uow_factory
 from infra.settings import Settings, get_settings
-from infra.temporal import connect
+from infra.temporal import connect, prepare_namespace
 
 
 def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
@@ -25,6 +25,8 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
         client = temporal or await connect(settings)
+        if temporal is None:
+            await prepare_namespace(client)
         app.state.orchestrator = AppState(settings=settings, temporal=client, uow=uow_factory(session_factory(engine)))
         try:
             yield

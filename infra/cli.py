@@ -126,7 +126,7 @@ def _simulator(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     uvicorn.run(
-        app, host=settings.api_host, port=args.port or settings.simulator_port, log_config=None, access_log=False
+        app, host=settings.simulator_host, port=args.port or settings.simulator_port, log_config=None, access_log=False
     )
     return EXIT_OK
 

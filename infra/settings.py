@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     # Ports for the local stack.
     api_host: str = Field(default="127.0.0.1", validation_alias=_env("API_HOST"))
     api_port: int = Field(default=8000, validation_alias=_env("API_PORT"))
+    simulator_host: str = Field(default="127.0.0.1", validation_alias=_env("SIMULATOR_HOST"))
     simulator_port: int = Field(default=8100, validation_alias=_env("SIMULATOR_PORT"))
     temporal_port: int = Field(default=7233, validation_alias=_env("TEMPORAL_PORT"))
     temporal_ui_port: int = Field(default=8233, validation_alias=_env("TEMPORAL_UI_PORT"))

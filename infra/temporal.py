@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, TLSConfig
@@ -12,6 +13,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from infra.settings import Settings
 from workflows.contracts import SEARCH_ATTRIBUTES
+
+log = structlog.get_logger(__name__)
 
 DATA_CONVERTER: DataConverter = pydantic_data_converter
 
@@ -43,6 +46,18 @@ def search_attribute_flags() -> list[str]:
     for key in SEARCH_ATTRIBUTES:
         flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type]}"]
     return flags
+
+
+async def prepare_namespace(client: Client) -> None:
+    """Best effort at start-up, from the API and the worker alike: whichever starts first registers the search
+    attributes that starting an order needs. Where the credentials may not (Temporal Cloud), register them in
+    the namespace settings instead; the failure is logged, not fatal."""
+    try:
+        added = await ensure_search_attributes(client)
+        if added:
+            log.info("registered search attributes", names=added)
+    except RPCError as err:
+        log.warning("could not check search attributes; register them by hand if missing", error=str(err))
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:
