@@ -41,7 +41,7 @@ bench: $(STAMP)
 clean-data:
 	rm -rf .data
 
-# Store the workflow tests' histories as the replay contract (tests/replay/histories/); review the diff.
+# Add the histories of new workflow tests to the replay contract (tests/replay/histories/); stored ones are
+# kept, because they prove the current code replays what older code recorded.
 record-histories: $(STAMP)
-	rm -f tests/replay/histories/*.json
 	ORCH_RECORD_HISTORIES=1 $(BIN)/pytest -q tests/workflows

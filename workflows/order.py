@@ -44,6 +44,9 @@ with workflow.unsafe.imports_passed_through():
         ValidateOrderResult,
     )
 
+# Behaviour changes, named so that histories recorded before them still replay (see docs/operations.md).
+PATCH_HOLD_EARLY_EVENTS = "hold-early-shipment-events"
+
 # How many times a plan may be lost to a race for the last units before the order fails.
 MAX_PLAN_ATTEMPTS = 3
 
@@ -98,6 +101,9 @@ class OrderWorkflow:
         self._plan: Plan | None = None
         self._shipments: dict[str, ShipmentView] = {}
         self._seen_events: set[str] = set()
+        # Events for shipments not planned yet: a reset reapplies the old run's signals before the new run
+        # has planned, and a fast warehouse can report before the release call returns.
+        self._early_events: list[ShipmentEventReceived] = []
         self._to_consume: list[str] = []
         self._timeline: list[TimelineEntry] = []
         self._failure: str | None = None
@@ -181,6 +187,9 @@ class OrderWorkflow:
         }
         workflow.upsert_search_attributes([SA_NODES.value_set(sorted(set(plan.node_ids)))])
         self._set_stage(OrderStage.PLANNED, "sourcing", plan.explanation.decision)
+        early, self._early_events = self._early_events, []
+        for event in early:
+            self._apply_event(event)
 
     async def _release(self, plan: Plan) -> None:
         order = self._order
@@ -217,6 +226,7 @@ class OrderWorkflow:
         await asyncio.gather(*(release_one(s.shipment_id) for s in plan.shipments))
         if self._stage is OrderStage.RESERVED:
             self._set_stage(OrderStage.RELEASED, "fulfilment", f"{len(plan.shipments)} shipment(s) released")
+        self._enter_fulfilment("fulfilment", "events arrived before the release completed")
 
     async def _consume_shipped(self, plan: Plan) -> None:
         while self._to_consume:
@@ -245,6 +255,13 @@ class OrderWorkflow:
         if event.event_id in self._seen_events:
             return
         self._seen_events.add(event.event_id)
+        if event.shipment_id not in self._shipments and workflow.patched(PATCH_HOLD_EARLY_EVENTS):
+            self._early_events.append(event)
+            self._note(event.source, "event held until its shipment is planned", f"{event.stage} {event.shipment_id}")
+            return
+        self._apply_event(event)
+
+    def _apply_event(self, event: ShipmentEventReceived) -> None:
         current = self._shipments.get(event.shipment_id)
         if current is None:
             self._note(event.source, "event for unknown shipment ignored", f"{event.stage} {event.shipment_id}")
@@ -259,8 +276,7 @@ class OrderWorkflow:
         self._note(event.source, f"shipment {event.stage}", event.shipment_id)
         if has_left_node(event.stage) and not has_left_node(current.stage):
             self._to_consume.append(event.shipment_id)
-        if self._stage in (OrderStage.RESERVED, OrderStage.RELEASED):
-            self._set_stage(OrderStage.IN_FULFILMENT, event.source, f"first event: {event.stage}")
+        self._enter_fulfilment(event.source, f"first event: {event.stage}")
 
     @workflow.query(name=QueryName.STATUS)
     def status(self) -> OrderStatusView:
@@ -282,6 +298,12 @@ class OrderWorkflow:
 
     def _all_delivered(self) -> bool:
         return bool(self._shipments) and all(s.stage is ShipmentStage.DELIVERED for s in self._shipments.values())
+
+    def _enter_fulfilment(self, actor: str, detail: str) -> None:
+        """The order is in fulfilment once it is reserved and any shipment has moved past its release."""
+        progressed = any(advances(ShipmentStage.RELEASED, s.stage) for s in self._shipments.values())
+        if progressed and self._stage in (OrderStage.RESERVED, OrderStage.RELEASED):
+            self._set_stage(OrderStage.IN_FULFILMENT, actor, detail)
 
     def _note(self, actor: str, event: str, detail: str = "") -> None:
         self._timeline.append(TimelineEntry(at=workflow.now(), actor=actor, event=event, detail=detail))

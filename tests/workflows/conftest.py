@@ -49,17 +49,18 @@ RecordHistory = Callable[[WorkflowHandle[Any, Any], str], Awaitable[None]]
 
 @pytest.fixture
 def record_history() -> RecordHistory:
-    """Store a finished workflow's history for the replay tests, when ORCH_RECORD_HISTORIES=1.
+    """Store a finished workflow's history for the replay tests (`make record-histories`).
 
-    Recording is a deliberate act (`make record-histories`): the stored histories are the contract that
-    future workflow code must keep replaying, so they change only when someone means them to.
+    A history recorded by older workflow code is the valuable kind: it proves today's code still replays
+    what ran before. So recording adds the histories that are missing and keeps the ones already stored,
+    unless ORCH_RECORD_HISTORIES=overwrite says otherwise.
     """
 
     async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:
-        if os.environ.get("ORCH_RECORD_HISTORIES") != "1":
-            return
-        history = await handle.fetch_history()
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
+        mode = os.environ.get("ORCH_RECORD_HISTORIES")
+        path = HISTORIES / f"{name}.json"
+        if mode == "overwrite" or (mode == "1" and not path.exists()):
+            path.write_text((await handle.fetch_history()).to_json())
 
     return record
 

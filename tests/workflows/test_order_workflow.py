@@ -20,7 +20,7 @@ from infra.db.uow import UowFactory
 from tests.support import AUSTIN, DALLAS, NEWARK, NodeSpec, build_network, eventually, make_order
 from tests.workflows.conftest import NewWorker, RecordHistory
 from workflows import order_workflow_id
-from workflows.contracts import OrderStatusView, OrderWorkflowInput, ShipmentEventReceived
+from workflows.contracts import OrderStatusView, OrderWorkflowInput, ShipmentEventReceived, SignalName
 from workflows.order import OrderWorkflow
 
 pytestmark = pytest.mark.db
@@ -222,3 +222,33 @@ async def test_node_that_refuses_the_release_fails_the_order_and_frees_its_stock
     assert [r.state for r in await reservations(uow_factory, order.order_id)] == ["released"]
     assert await stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (5, 0)
     await record_history(handle, "node_rejected")
+
+
+async def test_event_that_arrives_before_planning_is_held_then_applied(
+    new_worker: NewWorker, uow_factory: UowFactory, record_history: RecordHistory
+) -> None:
+    """As after a reset, when Temporal reapplies the old run's signals ahead of the new run's plan."""
+    net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5})
+    order = make_order(net, {"DRILL": 1})
+    shipment_id = f"{order.order_id}:p1:{net.node('AUSTIN')}"
+    early = ShipmentEventReceived(
+        event_id="early-picked", shipment_id=shipment_id, stage=ShipmentStage.PICKED, occurred_at=datetime.now(UTC)
+    )
+    async with new_worker() as worker:
+        handle = await worker.client.start_workflow(
+            OrderWorkflow.run,
+            OrderWorkflowInput(order=order),
+            id=order_workflow_id(order.order_id),
+            task_queue=worker.task_queue,
+            start_signal=SignalName.SHIPMENT_EVENT_RECEIVED,
+            start_signal_args=[early],
+        )
+        view = await wait_for_stage(handle, OrderStage.IN_FULFILMENT)
+        assert view.shipments[0].stage is ShipmentStage.PICKED
+        events = [e.event for e in view.timeline]
+        assert events.index("event held until its shipment is planned") < events.index("order planned")
+        assert events.index("order planned") < events.index("shipment picked")
+
+        await report(handle, shipment_id, ShipmentStage.SHIPPED, ShipmentStage.DELIVERED)
+        assert (await handle.result()).stage is OrderStage.COMPLETED
+    await record_history(handle, "early_event_held")

@@ -1,4 +1,4 @@
-"""Killing the worker mid-order loses nothing and repeats nothing that matters."""
+"""Recovery: a worker killed mid-order, or an order reset from the CLI, loses nothing and repeats nothing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from infra.db.tables import Reservation, ReservationRequest
+from infra.db.tables import InventoryJournal, Reservation, ReservationRequest
 from infra.db.uow import UowFactory
+from infra.services import temporal_cli
 from tests.e2e.conftest import Stack, order_body, order_stage
 from tests.support import SeededNetwork, eventually
 
@@ -69,3 +70,50 @@ async def test_orders_survive_worker_sigkill(
         ).all()
     assert requests == dict.fromkeys(order_ids, 1), "one reservation per order, however often reserve ran"
     assert sorted(lines) == sorted((order_id, "consumed") for order_id in order_ids)
+
+
+async def test_reset_to_first_task_repeats_no_release_or_reservation(
+    http: httpx.AsyncClient,
+    simulator_http: httpx.AsyncClient,
+    stack: Stack,
+    network: SeededNetwork,
+    uow_factory: UowFactory,
+) -> None:
+    await simulator_http.put("/control/behaviour", json={"step_delay_s": 0.1, "hold_events": False})
+    body = order_body(network, quantity=3)
+    order_id = body["order_id"]
+    assert (await http.post("/orders", json=body)).status_code == 201
+    await eventually(lambda: order_stage(http, order_id), lambda s: s == "completed", timeout_s=60)
+    first_run = (await http.get(f"/orders/{order_id}")).json()["workflow"]["run_id"]
+
+    # What an engineer would type: a new run from the very start, with the old run's signals reapplied.
+    reset = await asyncio.create_subprocess_exec(
+        temporal_cli(), "workflow", "reset", "--address", stack.temporal_address,
+        "--workflow-id", f"order:{order_id}", "--type", "FirstWorkflowTask", "--reason", "e2e reset test",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(reset.communicate(), timeout=60)
+    assert reset.returncode == 0, output.decode()
+
+    async def current() -> dict[str, str]:
+        order = (await http.get(f"/orders/{order_id}")).json()
+        return {"run": order["workflow"]["run_id"], "stage": order["stage"]}
+
+    await eventually(current, lambda o: o["run"] != first_run and o["stage"] == "completed", timeout_s=60)
+
+    stats = (await simulator_http.get("/wms/releases")).json()
+    [release] = [r for r in stats["releases"] if r["order_id"] == order_id]
+    assert release["attempts"] == 2, "the new run sent the release again, under the same key"
+    async with uow_factory() as uow:
+        requests = list(
+            await uow.session.scalars(select(ReservationRequest).where(ReservationRequest.order_id == order_id))
+        )
+        lines = list(await uow.session.scalars(select(Reservation).where(Reservation.order_id == order_id)))
+        shipped = list(
+            await uow.session.scalars(
+                select(InventoryJournal).where(InventoryJournal.reason.contains(f"{order_id}:reserve"))
+            )
+        )
+    assert len(requests) == 1
+    assert [(r.quantity, r.state) for r in lines] == [(3, "consumed")]
+    assert [(j.on_hand_before - j.on_hand_after) for j in shipped] == [3], "stock left the building once"
