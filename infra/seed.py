@@ -94,7 +94,7 @@ class SeedSummary:
     def __str__(self) -> str:
         if not (self.nodes or self.skus or self.stock_rows):
             return "demo network already present: nothing inserted"
-        return f"inserted {self.nodes:,} nodes, {self.skus:,} SKUs and {self.stock_rows:,} stock rows"
+        return f"demo network: inserted {self.nodes:,} nodes, {self.skus:,} SKUs and {self.stock_rows:,} stock rows"
 
 
 # The demo SKUs the README walks through; their stock is placed by rule (see _demo_stock), not by chance.
