@@ -20,6 +20,7 @@ from activities.validation import ValidationActivities
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import UowFactory, uow_factory
 from infra.geo import CityGeocoder
+from infra.interceptors import LoggingInterceptor
 from infra.settings import Settings
 from infra.temporal import connect, prepare_namespace
 from integrations.wms import WmsClient
@@ -55,6 +56,7 @@ async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Wo
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
             activities=build_activities(uow_factory(session_factory(engine)), WmsClient(http)),
+            interceptors=[LoggingInterceptor()],
         )
         try:
             async with worker:

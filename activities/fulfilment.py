@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import structlog
 from temporalio import activity
 
 from activities import business_failures
 from domain.errors import NodeRejected
 from integrations.wms import ProviderRejected, ReleaseLine, ReleaseRequest, WmsClient
 from workflows.contracts import ActivityName, ReleaseShipmentInput, ReleaseShipmentResult
+
+log = structlog.get_logger(__name__)
 
 
 class FulfilmentActivities:
@@ -25,6 +28,7 @@ class FulfilmentActivities:
             ship_to=input.ship_to,
             lines=[ReleaseLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in shipment.allocations],
         )
+        log.info("releasing shipment", shipment_id=shipment.shipment_id, node_id=shipment.node_id)
         async with business_failures():
             try:
                 # The key comes from the order, so a retry or a reset sends the same key and the provider

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from infra.db.uow import UowFactory
+from infra.interceptors import LoggingInterceptor
 from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
 from integrations.wms import WmsClient
 from worker import WORKFLOWS, build_activities
@@ -79,6 +80,7 @@ def new_worker(
             task_queue=f"test-{uuid.uuid4().hex[:8]}",
             workflows=WORKFLOWS,
             activities=build_activities(uow_factory, WmsClient(http)),
+            interceptors=[LoggingInterceptor()],
         ) as worker:
             yield worker
 
