@@ -333,7 +333,15 @@ async def seed_demo_network(uow: UowFactory, *, seed: int = 7) -> SeedSummary:
         )
         reason = f"demo network seed {seed}"
         journal = (
-            dict(node_id=node_id, sku=sku, actor=SEED_ACTOR, reason=reason, on_hand_before=0, on_hand_after=on_hand)
+            dict(
+                node_id=node_id,
+                sku=sku,
+                kind="seed",
+                actor=SEED_ACTOR,
+                reason=reason,
+                on_hand_before=0,
+                on_hand_after=on_hand,
+            )
             for node_id, sku, on_hand in stock
         )
         for chunk in _chunks(journal):

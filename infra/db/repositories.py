@@ -173,8 +173,10 @@ class InventoryRepository:
                     InventoryJournal(
                         node_id=node,
                         sku=sku,
+                        kind="shipment",
                         actor=actor,
-                        reason=f"shipped under {reservation_key}",
+                        reason="shipped",
+                        source_ref=reservation_key,
                         on_hand_before=on_hand_after + quantity,
                         on_hand_after=on_hand_after,
                     )

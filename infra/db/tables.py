@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
 )
@@ -59,13 +63,56 @@ class Node(Base):
     region: Mapped[str] = mapped_column(String(100))
     country: Mapped[str] = mapped_column(String(2))
     timezone: Mapped[str] = mapped_column(String(64))
+    address_line1: Mapped[str] = mapped_column(String(200), server_default="")
+    postal_code: Mapped[str] = mapped_column(String(20), server_default="")
     priority: Mapped[int] = mapped_column(Integer, server_default="100")
+    # {"mon": ["08:00", "18:00"], ...} in the node's time zone; a missing day is closed.
+    operating_hours: Mapped[dict[str, list[str]]] = mapped_column(JSONB, server_default="{}")
+    # Orders released after the cut-off (local time) are picked the next operating day.
+    cutoff_local: Mapped[time | None] = mapped_column(Time)
+    pick_pack_minutes: Mapped[int] = mapped_column(Integer, server_default="120")
+    # Daily capacity; NULL means unlimited. Usage per day is in node_capacity_usage.
+    capacity_orders_per_day: Mapped[int | None] = mapped_column(Integer)
+    capacity_units_per_day: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
     __table_args__ = (
         CheckConstraint("kind IN ('dc', 'store', '3pl', 'dropship')", name="kind"),
         CheckConstraint("status IN ('active', 'paused')", name="status"),
+        CheckConstraint("pick_pack_minutes >= 0", name="pick_pack_non_negative"),
+        CheckConstraint(
+            "capacity_orders_per_day IS NULL OR capacity_orders_per_day >= 0", name="capacity_orders_non_negative"
+        ),
+        CheckConstraint(
+            "capacity_units_per_day IS NULL OR capacity_units_per_day >= 0", name="capacity_units_non_negative"
+        ),
+    )
+
+
+class NodeHoliday(Base):
+    """A day a node does not work (local date)."""
+
+    __tablename__ = "node_holiday"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("node.node_id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), server_default="")
+
+
+class NodeCapacityUsage(Base):
+    """Orders and units a node has taken on for one local day, counted against its daily capacity."""
+
+    __tablename__ = "node_capacity_usage"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("node.node_id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer, server_default="0")
+    units: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (
+        CheckConstraint("orders >= 0", name="orders_non_negative"),
+        CheckConstraint("units >= 0", name="units_non_negative"),
     )
 
 
@@ -75,8 +122,85 @@ class Sku(Base):
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     weight_g: Mapped[int] = mapped_column(Integer, server_default="0")
+    length_mm: Mapped[int] = mapped_column(Integer, server_default="0")
+    width_mm: Mapped[int] = mapped_column(Integer, server_default="0")
+    height_mm: Mapped[int] = mapped_column(Integer, server_default="0")
+    hazmat: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    oversize: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    ship_alone: Mapped[bool] = mapped_column(Boolean, server_default="false")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+
+    __table_args__ = (
+        CheckConstraint("weight_g >= 0 AND length_mm >= 0 AND width_mm >= 0 AND height_mm >= 0", name="measures"),
+    )
+
+
+class AllocationTier(Base):
+    """A customer tier for allocation; rank 1 is served first. Stock can be protected for higher tiers."""
+
+    __tablename__ = "allocation_tier"
+
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, unique=True)
+    description: Mapped[str] = mapped_column(String(200), server_default="")
+
+    __table_args__ = (CheckConstraint("rank >= 1", name="rank_positive"),)
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[str] = mapped_column(String(32), server_default="b2c")
+    tier: Mapped[str | None] = mapped_column(ForeignKey("allocation_tier.tier"))
+    home_node_id: Mapped[str | None] = mapped_column(ForeignKey("node.node_id"))
+    allowed_node_ids: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    excluded_node_ids: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    credit_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    __table_args__ = (
+        CheckConstraint("credit_limit_minor IS NULL OR credit_limit_minor >= 0", name="credit_limit_non_negative"),
+    )
+
+
+class TransferLane(Base):
+    """Stock can move from ``origin`` to ``destination``: how long it takes, what it costs, when it leaves."""
+
+    __tablename__ = "transfer_lane"
+
+    origin_node_id: Mapped[str] = mapped_column(ForeignKey("node.node_id", ondelete="CASCADE"), primary_key=True)
+    destination_node_id: Mapped[str] = mapped_column(ForeignKey("node.node_id", ondelete="CASCADE"), primary_key=True)
+    transit_hours: Mapped[int] = mapped_column(Integer)
+    cost_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    # Weekdays a transfer departs ("mon".."sun") and the local departure time.
+    departure_days: Mapped[list[str]] = mapped_column(ARRAY(String(3)), server_default="{}")
+    departure_local: Mapped[time | None] = mapped_column(Time)
+
+    __table_args__ = (
+        CheckConstraint("origin_node_id <> destination_node_id", name="distinct_ends"),
+        CheckConstraint("transit_hours >= 0 AND cost_minor >= 0", name="non_negative"),
+    )
+
+
+class CarrierService(Base):
+    """A carrier's service level with its transit days and rates by distance zone."""
+
+    __tablename__ = "carrier_service"
+
+    service_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(64))
+    service_level: Mapped[str] = mapped_column(String(32))
+    # {"1": 1, "2": 2, ...}: transit days by zone; {"1": {"base_minor": 650, "per_kg_minor": 90}, ...}: rates.
+    transit_days_by_zone: Mapped[dict[str, int]] = mapped_column(JSONB)
+    rate_by_zone: Mapped[dict[str, dict[str, int]]] = mapped_column(JSONB)
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    cutoff_local: Mapped[time | None] = mapped_column(Time)
 
 
 class Stock(Base):
@@ -89,6 +213,8 @@ class Stock(Base):
     on_hand: Mapped[int] = mapped_column(Integer, server_default="0")
     reserved: Mapped[int] = mapped_column(Integer, server_default="0")
     safety_stock: Mapped[int] = mapped_column(Integer, server_default="0")
+    # As-of time of the last absolute snapshot applied: an older snapshot is ignored.
+    snapshot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = _updated()
 
     __table_args__ = (
@@ -97,6 +223,26 @@ class Stock(Base):
         CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
         CheckConstraint("safety_stock >= 0", name="safety_stock_non_negative"),
         Index("ix_stock_sku", "sku"),
+    )
+
+
+class StockProtection(Base):
+    """Units of a stock row that only customers of ``tier`` or a higher tier may take (nested allocation).
+
+    A customer of rank r sees ATP = on_hand - reserved - safety_stock - (protection of every tier ranked
+    above r); the highest tier sees everything but safety stock.
+    """
+
+    __tablename__ = "stock_protection"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier: Mapped[str] = mapped_column(ForeignKey("allocation_tier.tier"), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("quantity >= 0", name="quantity_non_negative"),
+        ForeignKeyConstraint(["node_id", "sku"], ["stock.node_id", "stock.sku"], ondelete="CASCADE"),
     )
 
 
@@ -123,11 +269,14 @@ class Reservation(Base):
     sku: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), server_default="held")
+    # Held reservations lapse at expires_at (the sweeper releases them); committed ones do not expire.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_reservation_held_expiry", "expires_at", postgresql_where="state = 'held'"),
         CheckConstraint("state IN ('held', 'committed', 'consumed', 'released')", name="state"),
         UniqueConstraint("reservation_key", "line_id", "node_id", name="uq_reservation_key_line_node"),
         Index("ix_reservation_order_id", "order_id"),
@@ -158,8 +307,12 @@ class InventoryJournal(Base):
     journal_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     node_id: Mapped[str] = mapped_column(String(64))
     sku: Mapped[str] = mapped_column(String(64))
+    # snapshot | adjustment | receipt | damage | cycle_count | shipment | seed
+    kind: Mapped[str] = mapped_column(String(32), server_default="adjustment")
     actor: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(Text)
+    # What caused it: a feed's batch id and row, a reservation key.
+    source_ref: Mapped[str | None] = mapped_column(String(200))
     on_hand_before: Mapped[int] = mapped_column(Integer)
     on_hand_after: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created()

@@ -111,7 +111,7 @@ async def test_reset_to_first_task_repeats_no_release_or_reservation(
         lines = list(await uow.session.scalars(select(Reservation).where(Reservation.order_id == order_id)))
         shipped = list(
             await uow.session.scalars(
-                select(InventoryJournal).where(InventoryJournal.reason.contains(f"{order_id}:reserve"))
+                select(InventoryJournal).where(InventoryJournal.source_ref.startswith(f"{order_id}:reserve"))
             )
         )
     assert len(requests) == 1
