@@ -16,7 +16,7 @@ from api.errors import ApiError
 from api.schemas import WebhookAccepted
 from integrations.webhooks import SIGNATURE_HEADER, ShipmentWebhookEvent, SignatureError, verify
 from workflows import order_workflow_id
-from workflows.contracts import ShipmentEventReceived
+from workflows.contracts import OrderStatusView, ShipmentEventReceived
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -56,7 +56,9 @@ async def wms_event(
         if await uow.events.seen(event.event_id):
             response.status_code = status.HTTP_200_OK
             return WebhookAccepted(event_id=event.event_id, outcome="duplicate")
-        handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(event.order_id))
+        handle: WorkflowHandle[OrderWorkflow, OrderStatusView] = client.get_workflow_handle_for(
+            OrderWorkflow.run, order_workflow_id(event.order_id)
+        )
         outcome = "applied"
         try:
             # The workflow also drops an event id it has seen, so a race between two deliveries is harmless.

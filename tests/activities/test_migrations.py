@@ -37,8 +37,8 @@ def test_check_constraints_match_the_models(database_url: str) -> None:
         with engine.connect() as connection:
             inspector = inspect(connection)
             for table in Base.metadata.sorted_tables:
-                expected = {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
-                actual = {c["name"] for c in inspector.get_check_constraints(table.name)}
+                expected = {str(c.name) for c in table.constraints if isinstance(c, CheckConstraint)}
+                actual = {str(c["name"]) for c in inspector.get_check_constraints(table.name)}
                 assert expected == actual, f"{table.name}: models {sorted(expected)} vs database {sorted(actual)}"
     finally:
         engine.dispose()
