@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -28,15 +29,21 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def validation_error(errors: Sequence[Mapping[str, Any]], what: str = "request") -> ApiError:
+    """The one 422 shape: a summary naming the fields, and every error with its field path."""
+    items = [
+        {"field": _field_path(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
+        for e in errors
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in items[:5])
+    return ApiError(422, f"invalid {what}: {summary}", errors=items)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field_path(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return JSONResponse(status_code=422, content={"message": f"invalid request: {summary}", "errors": errors})
+        error = validation_error(exc.errors())
+        return JSONResponse(status_code=422, content={"message": error.message, **error.extra})
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -168,7 +168,12 @@ def plan(
                 rule=DEFAULT_RULE,
                 policy_version=policy_version,
                 candidates=[verdicts[k] for k in sorted(verdicts)],
-                decision=f"{chosen.node_id} can fill the whole order and is the nearest such node",
+                decision=(
+                    f"{chosen.node_id} can fill the whole order and is the nearest such node"
+                    if destination is not None
+                    else f"{chosen.node_id} can fill the whole order and ranks first by priority "
+                    "(destination not located, so distance was not used)"
+                ),
             ),
         )
 

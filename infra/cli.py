@@ -132,10 +132,11 @@ def _simulator(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.db.migrate import upgrade
+    from infra.db.migrate import current_revision, upgrade
 
-    upgrade(settings.require_database_url(), args.revision)
-    log.info("database schema is up to date", revision=args.revision)
+    database_url = settings.require_database_url()
+    upgrade(database_url, args.revision)
+    log.info("database schema migrated", requested=args.revision, current=current_revision(database_url))
     return EXIT_OK
 
 

@@ -11,9 +11,9 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from domain.lifecycle import ShipmentStage
+from domain.lifecycle import REPORTABLE_STAGES, ShipmentStage
 
 SIGNATURE_HEADER = "Orch-Signature"
 
@@ -58,9 +58,18 @@ class ShipmentWebhookEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: str
-    order_id: str
-    shipment_id: str
+    event_id: str = Field(min_length=1, max_length=128)
+    order_id: str = Field(min_length=1, max_length=64)
+    shipment_id: str = Field(min_length=1, max_length=200)
     stage: ShipmentStage
     occurred_at: AwareDatetime
-    tracking_number: str | None = None
+    tracking_number: str | None = Field(default=None, max_length=64)
+
+    @field_validator("stage")
+    @classmethod
+    def _reportable(cls, stage: ShipmentStage) -> ShipmentStage:
+        """Planning and releasing are ours to decide; a provider reports only what happened after."""
+        if stage not in REPORTABLE_STAGES:
+            allowed = ", ".join(s for s in ShipmentStage if s in REPORTABLE_STAGES)
+            raise ValueError(f"a provider cannot report {stage!r}; one of: {allowed}")
+        return stage

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalDep, UowDep
-from api.errors import ApiError
+from api.errors import ApiError, validation_error
 from api.schemas import WebhookAccepted
 from integrations.webhooks import SIGNATURE_HEADER, ShipmentWebhookEvent, SignatureError, verify
 from workflows import order_workflow_id
@@ -44,12 +44,13 @@ async def wms_event(
     try:
         verify(signature, body, secrets, now=int(time.time()), tolerance_s=settings.webhook_tolerance_s)
     except SignatureError as err:
+        log.warning("webhook refused", reason=str(err), client=request.client.host if request.client else None)
         raise ApiError(401, f"webhook refused: {err}") from None
     try:
         event = ShipmentWebhookEvent.model_validate_json(body)
     except ValidationError as err:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()[:5])
-        raise ApiError(422, f"invalid event: {fields}") from None
+        log.warning("webhook event invalid", errors=err.error_count())
+        raise validation_error(err.errors(), "event") from None
     structlog.contextvars.bind_contextvars(order_id=event.order_id, event_id=event.event_id)
 
     async with uow:

@@ -24,6 +24,19 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def current_revision(database_url: str) -> str | None:
+    """The revision a database is at now (None for an empty one)."""
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sqlalchemy_url(database_url))
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
 def current_head() -> str | None:
     from alembic.script import ScriptDirectory
 

@@ -41,6 +41,14 @@ class Behaviour(BaseModel):
     hold_events: bool = False
 
 
+class BehaviourChange(BaseModel):
+    """A partial ``Behaviour``: what ``PATCH /control/behaviour`` changes, leaving the rest as it is."""
+
+    step_delay_s: float | None = Field(default=None, ge=0, le=3600)
+    reject_nodes: list[str] | None = None
+    hold_events: bool | None = None
+
+
 @dataclass
 class ReleaseRecord:
     key: str
@@ -168,14 +176,23 @@ def create_simulator_app(config: SimulatorConfig) -> FastAPI:
     async def get_behaviour() -> Behaviour:
         return config.behaviour
 
-    @app.put("/control/behaviour", response_model=Behaviour)
-    async def set_behaviour(behaviour: Behaviour) -> Behaviour:
+    def apply(behaviour: Behaviour) -> Behaviour:
         config.behaviour = behaviour
         if behaviour.hold_events:
             resume.clear()
         else:
             resume.set()
         return behaviour
+
+    @app.put("/control/behaviour", response_model=Behaviour)
+    async def replace_behaviour(behaviour: Behaviour) -> Behaviour:
+        """Replace the whole behaviour: fields left out return to their defaults."""
+        return apply(behaviour)
+
+    @app.patch("/control/behaviour", response_model=Behaviour)
+    async def change_behaviour(change: BehaviourChange) -> Behaviour:
+        """Change only the fields given."""
+        return apply(config.behaviour.model_copy(update=change.model_dump(exclude_unset=True)))
 
     @app.get("/health")
     async def health() -> dict[str, str]:

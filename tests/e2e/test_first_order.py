@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import httpx
@@ -9,7 +11,8 @@ import pytest
 from temporalio.client import Client
 
 from infra.temporal import DATA_CONVERTER
-from tests.e2e.conftest import Stack, order_body, order_stage
+from integrations.webhooks import SIGNATURE_HEADER, sign
+from tests.e2e.conftest import WEBHOOK_SECRET, Stack, order_body, order_stage
 from tests.support import SeededNetwork, eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
@@ -97,3 +100,26 @@ async def test_unsigned_webhook_is_refused(http: httpx.AsyncClient) -> None:
     response = await http.post("/webhooks/wms", content=b'{"event_id": "x"}')
     assert response.status_code == 401
     assert "Orch-Signature" in response.json()["message"]
+
+
+async def test_webhook_for_a_stage_only_we_decide_is_refused_naming_the_field(http: httpx.AsyncClient) -> None:
+    body = json.dumps(
+        {
+            "event_id": "evt-planned",
+            "order_id": "A-1",
+            "shipment_id": "A-1:p1:X",
+            "stage": "planned",
+            "occurred_at": "2026-11-22T10:00:00Z",
+        }
+    ).encode()
+    signature = sign(WEBHOOK_SECRET, int(time.time()), body)
+    response = await http.post("/webhooks/wms", content=body, headers={SIGNATURE_HEADER: signature})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["stage"]
+
+
+async def test_simulator_behaviour_patch_changes_only_what_is_given(simulator_http: httpx.AsyncClient) -> None:
+    await simulator_http.put("/control/behaviour", json={"step_delay_s": 0.7})
+    changed = (await simulator_http.patch("/control/behaviour", json={"hold_events": True})).json()
+    assert (changed["step_delay_s"], changed["hold_events"]) == (0.7, True)
+    await simulator_http.put("/control/behaviour", json={"step_delay_s": 0.2})

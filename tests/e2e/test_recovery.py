@@ -30,7 +30,7 @@ async def test_orders_survive_worker_sigkill(
     network: SeededNetwork,
     uow_factory: UowFactory,
 ) -> None:
-    await simulator_http.put("/control/behaviour", json={"step_delay_s": 0.2, "hold_events": True})
+    await simulator_http.patch("/control/behaviour", json={"step_delay_s": 0.2, "hold_events": True})
     bodies = [order_body(network) for _ in range(ORDERS)]
     order_ids = [b["order_id"] for b in bodies]
     for body in bodies:
@@ -43,7 +43,7 @@ async def test_orders_survive_worker_sigkill(
     await eventually(lambda: stages(http, order_ids), lambda s: all(x == "released" for x in s), timeout_s=90)
 
     # Second crash: while the warehouse's webhooks are arriving and shipments are being consumed.
-    await simulator_http.put("/control/behaviour", json={"step_delay_s": 0.2, "hold_events": False})
+    await simulator_http.patch("/control/behaviour", json={"step_delay_s": 0.2, "hold_events": False})
     await asyncio.sleep(0.5)
     stack.processes["worker"].kill()
     stack.start("worker")
@@ -79,7 +79,7 @@ async def test_reset_to_first_task_repeats_no_release_or_reservation(
     network: SeededNetwork,
     uow_factory: UowFactory,
 ) -> None:
-    await simulator_http.put("/control/behaviour", json={"step_delay_s": 0.1, "hold_events": False})
+    await simulator_http.patch("/control/behaviour", json={"step_delay_s": 0.1, "hold_events": False})
     body = order_body(network, quantity=3)
     order_id = body["order_id"]
     assert (await http.post("/orders", json=body)).status_code == 201

@@ -211,7 +211,7 @@ async def test_node_that_refuses_the_release_fails_the_order_and_frees_its_stock
     new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator, record_history: RecordHistory
 ) -> None:
     net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5})
-    await simulator[1].put("/control/behaviour", json={"hold_events": True, "reject_nodes": [net.node("AUSTIN")]})
+    await simulator[1].patch("/control/behaviour", json={"hold_events": True, "reject_nodes": [net.node("AUSTIN")]})
     order = make_order(net, {"DRILL": 2})
     async with new_worker() as worker:
         handle = await start(worker, order)
