@@ -6,11 +6,13 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import structlog
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.fulfilment import FulfilmentActivities
@@ -24,11 +26,16 @@ from infra.interceptors import LoggingInterceptor
 from infra.settings import Settings
 from infra.temporal import connect, prepare_namespace
 from integrations.wms import WmsClient
+from workflows.contracts import ReservationSweeperInput
 from workflows.order import OrderWorkflow
+from workflows.sweeper import RESERVATION_SWEEPER_WORKFLOW_ID, ReservationSweeperWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS = [OrderWorkflow]
+WORKFLOWS = [OrderWorkflow, ReservationSweeperWorkflow]
+
+# Starting the sweeper must not hold up a worker's start-up for long when the server is slow to answer.
+SWEEPER_START_TIMEOUT = timedelta(seconds=10)
 
 
 def build_activities(uow: UowFactory, wms: WmsClient, geocoder: CityGeocoder | None = None) -> list[Callable[..., Any]]:
@@ -41,8 +48,10 @@ def build_activities(uow: UowFactory, wms: WmsClient, geocoder: CityGeocoder | N
         validation.validate_order,
         sourcing.plan_order,
         inventory.reserve_stock,
+        inventory.commit_stock,
         inventory.consume_stock,
         inventory.release_stock,
+        inventory.expire_reservations,
         fulfilment.release_shipment,
     ]
 
@@ -60,9 +69,33 @@ async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Wo
         )
         try:
             async with worker:
+                await start_sweeper(client, settings.task_queue)
                 yield worker
         finally:
             await engine.dispose()
+
+
+async def start_sweeper(
+    client: Client, task_queue: str, *, workflow_id: str = RESERVATION_SWEEPER_WORKFLOW_ID
+) -> str | None:
+    """Make sure the reservation sweeper runs; returns its run id. Every worker tries at start-up, and
+    ``USE_EXISTING`` turns every try after the first (restarts, more workers) into finding the running one.
+    Best effort: a worker that cannot start it still serves orders (if no sweeper runs at all, lapsed holds
+    stay held until a later start succeeds), so a failure is a logged warning and ``None``."""
+    try:
+        handle = await client.start_workflow(
+            ReservationSweeperWorkflow.run,
+            ReservationSweeperInput(),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            rpc_timeout=SWEEPER_START_TIMEOUT,
+        )
+    except Exception as err:  # whatever the reason, it must not stop the worker
+        log.warning("could not start the reservation sweeper", workflow_id=workflow_id, error=str(err))
+        return None
+    log.info("reservation sweeper running", workflow_id=handle.id, run_id=handle.result_run_id)
+    return handle.result_run_id
 
 
 async def run(settings: Settings) -> None:

@@ -17,7 +17,10 @@ class SourcingActivities:
     @activity.defn(name=ActivityName.PLAN_ORDER)
     async def plan_order(self, input: PlanOrderInput) -> sourcing.Plan:
         async with self._uow() as uow:
-            snapshot = await uow.inventory.snapshot_for(line.sku for line in input.order.lines)
+            # Judged for this customer's tier: stock protected for higher tiers is not planned with.
+            snapshot = await uow.inventory.snapshot_for(
+                (line.sku for line in input.order.lines), customer_id=input.order.customer_id
+            )
         async with business_failures():
             return sourcing.plan(
                 input.order,

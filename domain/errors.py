@@ -14,6 +14,8 @@ class ErrorType(StrEnum):
     OUT_OF_STOCK = "OutOfStock"
     NO_ELIGIBLE_NODE = "NoEligibleNode"
     NODE_REJECTED = "NodeRejected"
+    # A reservation key whose lines were released (by compensation or expiry) cannot be replayed into a hold.
+    RESERVATION_RELEASED = "ReservationReleased"
     UNKNOWN_ORDER = "UnknownOrder"
 
 
@@ -42,3 +44,7 @@ class NoEligibleNode(BusinessError):
 
 class NodeRejected(BusinessError):
     type = ErrorType.NODE_REJECTED
+
+
+class ReservationReleased(BusinessError):
+    type = ErrorType.RESERVATION_RELEASED

@@ -77,6 +77,11 @@ class Plan(BaseModel):
         return [s.node_id for s in self.shipments]
 
 
+def plan_id(order_id: str, attempt: int) -> str:
+    """Business identity of a plan: one decision per order and attempt, recorded once."""
+    return f"{order_id}:plan-{attempt}"
+
+
 def shipment_id(order_id: str, attempt: int, node_id: str) -> str:
     """Business identity of a shipment: the same plan attempt at the same node is the same shipment."""
     return f"{order_id}:p{attempt}:{node_id}"
@@ -161,7 +166,7 @@ def plan(
             distance_km=_distance(chosen, destination),
         )
         return Plan(
-            plan_id=f"{order.order_id}:plan-{attempt}",
+            plan_id=plan_id(order.order_id, attempt),
             attempt=attempt,
             shipments=[shipment],
             explanation=Explanation(
@@ -219,7 +224,7 @@ def plan(
         for node_id in used
     ]
     return Plan(
-        plan_id=f"{order.order_id}:plan-{attempt}",
+        plan_id=plan_id(order.order_id, attempt),
         attempt=attempt,
         shipments=shipments,
         explanation=Explanation(

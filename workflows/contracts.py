@@ -6,7 +6,7 @@ an optional field is compatible with histories already recorded; renaming or rem
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import SearchAttributeKey
@@ -67,11 +67,17 @@ class PlanOrderInput(_Payload):
 
 
 class ReserveStockInput(_Payload):
-    """``reservation_key`` is ``order_id:reserve:plan-N``: a retried or replayed call reserves nothing new."""
+    """``reservation_key`` is ``order_id:reserve:plan-N``: a retried or replayed call reserves nothing new.
+
+    ``customer_id`` sets the allocation tier the stock is judged for (None: below every tier); ``expires_at``
+    makes the hold lapse unless it is committed first (None: held until settled).
+    """
 
     reservation_key: str
     order_id: str
     allocations: list[Allocation]
+    customer_id: str | None = None
+    expires_at: datetime | None = None
 
 
 class ReserveStockResult(_Payload):
@@ -148,6 +154,8 @@ class ActivityName:
     CONSUME_STOCK = "consume_stock"
     RELEASE_STOCK = "release_stock"
     RELEASE_SHIPMENT = "release_shipment"
+    COMMIT_STOCK = "commit_stock"
+    EXPIRE_RESERVATIONS = "expire_reservations"
 
 
 class SignalName:
@@ -156,3 +164,46 @@ class SignalName:
 
 class QueryName:
     STATUS = "status"
+
+
+# --- reservation ledger: commit and expiry ----------------------------------------------------------------
+
+
+class CommitStockInput(_Payload):
+    """Turn a hold into a commitment (it stops expiring); the key is the one the stock was reserved under."""
+
+    reservation_key: str
+
+
+class CommitStockResult(_Payload):
+    lines_committed: int
+
+
+class ExpireReservationsInput(_Payload):
+    """One sweep: batches of ``batch_size`` reservations, each its own transaction, at most ``max_batches``."""
+
+    batch_size: int = Field(default=500, gt=0)
+    max_batches: int = Field(default=20, gt=0)
+
+
+class ExpireReservationsResult(_Payload):
+    swept_at: datetime
+    reservations_released: int
+    batches: int
+    # The last batch was full: more may be due now, so the sweeper goes again without sleeping.
+    more_due: bool
+
+
+class ReservationSweeperInput(_Payload):
+    """The sweeper's settings, and what earlier runs released (carried across continue-as-new)."""
+
+    interval: timedelta = timedelta(minutes=1)
+    sweeps_per_run: int = Field(default=200, gt=0)
+    batch_size: int = Field(default=500, gt=0)
+    released_before: int = 0
+
+
+class ReservationSweeperStatus(_Payload):
+    sweeps_this_run: int
+    reservations_released: int
+    last_swept_at: datetime | None

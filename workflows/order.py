@@ -161,14 +161,16 @@ class OrderWorkflow:
                         reservation_key=reservation_key(order.order_id, attempt),
                         order_id=order.order_id,
                         allocations=plan.allocations,
+                        customer_id=order.customer_id,
                     ),
                     ReserveStockResult,
                 )
             except ActivityFailure as err:
-                if _failure_type(err) != ErrorType.OUT_OF_STOCK:
+                if _failure_type(err) not in (ErrorType.OUT_OF_STOCK, ErrorType.RESERVATION_RELEASED):
                     raise
-                # Another order took the units between planning and reserving: plan again on fresh stock.
-                self._note("inventory", "reservation lost a race", _failure_message(err))
+                # Another order took the units between planning and reserving, or this attempt's hold was
+                # released before (a reset after compensation): plan again, as a new attempt, on fresh stock.
+                self._note("inventory", "reservation not held; planning again", _failure_message(err))
                 continue
             self._set_stage(
                 OrderStage.RESERVED, "inventory", f"{reserved.reserved_units} unit(s) held under {plan.plan_id}"

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import ColumnElement, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import OutOfStock
+from domain.errors import OutOfStock, ReservationReleased
+from domain.inventory import UNTIERED_RANK
 from domain.network import Capability, NetworkSnapshot, NodeKind, NodeStatus, NodeView
 from domain.orders import GeoPoint
 from domain.sourcing import Allocation
+from infra.db.atp import atp_expression, customer_rank
 from infra.db.tables import InboundEvent, InventoryJournal, Node, Reservation, ReservationRequest, Sku, Stock
 
 ACTIVE_STATES = ("held", "committed")
@@ -24,6 +27,40 @@ ACTIVE_STATES = ("held", "committed")
 class ReserveOutcome:
     reserved_units: int
     replayed: bool
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """One stock row that cannot cover what a plan asks of it, with the order lines asking."""
+
+    node_id: str
+    sku: str
+    line_ids: tuple[str, ...]
+    requested: int
+    available: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.sku}@{self.node_id}"
+
+    @property
+    def short(self) -> int:
+        return self.requested - self.available
+
+    def describe(self) -> str:
+        lines = ", ".join(self.line_ids)
+        return f"{self.key} short by {self.short} (line {lines}: {self.requested} wanted, {self.available} available)"
+
+    def as_detail(self) -> dict[str, object]:
+        """The form carried in ``OutOfStock.details`` (plain JSON, as it crosses into the workflow)."""
+        return {
+            "node_id": self.node_id,
+            "sku": self.sku,
+            "line_ids": list(self.line_ids),
+            "requested": self.requested,
+            "available": self.available,
+            "short": self.short,
+        }
 
 
 class CatalogRepository:
@@ -54,16 +91,27 @@ def _node_view(node: Node) -> NodeView:
 
 
 class InventoryRepository:
+    """The reservation ledger and the stock it draws on.
+
+    Every writer follows the same lock order, which is what keeps concurrent orders free of deadlocks:
+    first the ``reservation_request`` row of the key it changes (so two calls on one key run one after the
+    other instead of interleaving line by line), then ``stock`` rows in (node_id, sku) order. Nothing waits
+    for a request row while it holds a stock row. The caller commits.
+    """
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def snapshot_for(self, skus: Iterable[str]) -> NetworkSnapshot:
-        """Nodes holding any of ``skus`` with their available-to-promise, as of one statement."""
+    async def snapshot_for(self, skus: Iterable[str], *, customer_id: str | None = None) -> NetworkSnapshot:
+        """Nodes holding any of ``skus`` with the ATP ``customer_id`` may plan with, as of one statement.
+
+        Units protected for tiers above the customer's are left out, so planning never picks stock that the
+        reservation would then refuse.
+        """
         wanted = sorted(set(skus))
-        atp_expr = Stock.on_hand - Stock.reserved - Stock.safety_stock
         rows = (
             await self._session.execute(
-                select(Node, Stock.sku, atp_expr)
+                select(Node, Stock.sku, atp_expression(_rank(customer_id)))
                 .join(Stock, Stock.node_id == Node.node_id)
                 .where(Stock.sku.in_(wanted))
             )
@@ -72,15 +120,35 @@ class InventoryRepository:
         atp: dict[str, dict[str, int]] = defaultdict(dict)
         for node, sku, available in rows:
             nodes.setdefault(node.node_id, _node_view(node))
-            atp[node.node_id][sku] = max(0, int(available))
+            atp[node.node_id][sku] = int(available)
         return NetworkSnapshot(nodes=[nodes[k] for k in sorted(nodes)], atp=dict(atp))
 
-    async def reserve(self, reservation_key: str, order_id: str, allocations: Sequence[Allocation]) -> ReserveOutcome:
-        """Hold every allocation or none. Safe to call again with the same key: it returns the first outcome.
+    async def reserve(
+        self,
+        reservation_key: str,
+        order_id: str,
+        allocations: Sequence[Allocation],
+        *,
+        customer_id: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> ReserveOutcome:
+        """Hold every allocation or none, as ``customer_id`` may (tier protection applies); idempotent by key.
 
-        Stock rows are locked in (node_id, sku) order, so two orders that want the same SKUs in different
-        line orders queue behind each other instead of deadlocking. The caller commits.
+        A repeat of a key that succeeded returns the first outcome (``replayed=True``) and reserves nothing,
+        even if stock has moved since; if everything it held has been released since, the repeat raises
+        ``ReservationReleased`` (a new hold needs a new key). A refusal raises ``OutOfStock`` with the
+        shortfall of every stock row short, and rolls back the claim on the key with everything else, so a
+        later retry decides afresh. ``expires_at`` makes the hold lapse (the sweeper releases it) unless it is
+        committed first.
         """
+        if not allocations:
+            raise ValueError(f"{reservation_key}: a plan to reserve needs at least one allocation")
+        lines = [(a.line_id, a.node_id) for a in allocations]
+        if len(set(lines)) != len(lines):
+            raise ValueError(f"{reservation_key}: an order line appears twice at one node: {sorted(lines)}")
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+
         claimed = await self._session.scalar(
             insert(ReservationRequest)
             .values(reservation_key=reservation_key, order_id=order_id)
@@ -88,37 +156,43 @@ class InventoryRepository:
             .returning(ReservationRequest.reservation_key)
         )
         if claimed is None:
-            units = await self._session.scalar(
-                select(func.coalesce(func.sum(Reservation.quantity), 0)).where(
-                    Reservation.reservation_key == reservation_key
-                )
-            )
-            return ReserveOutcome(reserved_units=int(units or 0), replayed=True)
+            return await self._replay(reservation_key)
 
         demand: dict[tuple[str, str], int] = defaultdict(int)
+        wanted_by: dict[tuple[str, str], list[str]] = defaultdict(list)
         for allocation in allocations:
             demand[(allocation.node_id, allocation.sku)] += allocation.quantity
+            wanted_by[(allocation.node_id, allocation.sku)].append(allocation.line_id)
         keys = sorted(demand)
-        locked = {
-            (row.node_id, row.sku): row
+        await self._lock_stock(keys)
+        # A fresh statement after the lock: it sees the latest committed figures of the rows now held, and
+        # subtracts what is protected from this customer's tier (infra.db.atp, the one ATP rule).
+        available = {
+            (row.node_id, row.sku): int(row.atp)
             for row in (
                 await self._session.execute(
-                    select(Stock.node_id, Stock.sku, Stock.on_hand, Stock.reserved, Stock.safety_stock)
-                    .where(tuple_(Stock.node_id, Stock.sku).in_(keys))
-                    .order_by(Stock.node_id, Stock.sku)
-                    .with_for_update()
+                    select(Stock.node_id, Stock.sku, atp_expression(_rank(customer_id)).label("atp")).where(
+                        tuple_(Stock.node_id, Stock.sku).in_(keys)
+                    )
                 )
             ).all()
         }
-        shortfall: dict[str, int] = {}
-        for key in keys:
-            row = locked.get(key)
-            available = 0 if row is None else row.on_hand - row.reserved - row.safety_stock
-            if available < demand[key]:
-                shortfall[f"{key[1]}@{key[0]}"] = demand[key] - max(0, available)
+        shortfall = [
+            Shortfall(
+                node_id=node_id,
+                sku=sku,
+                line_ids=tuple(sorted(wanted_by[(node_id, sku)])),
+                requested=demand[(node_id, sku)],
+                available=available.get((node_id, sku), 0),
+            )
+            for node_id, sku in keys
+            if available.get((node_id, sku), 0) < demand[(node_id, sku)]
+        ]
         if shortfall:
-            detail = ", ".join(f"{k} short by {v}" for k, v in sorted(shortfall.items()))
-            raise OutOfStock(f"cannot hold the plan: {detail}", details=shortfall)
+            raise OutOfStock(
+                f"cannot hold the plan: {', '.join(s.describe() for s in shortfall)}",
+                details={s.key: s.as_detail() for s in shortfall},
+            )
 
         for node_id, sku in keys:
             await self._session.execute(
@@ -136,17 +210,49 @@ class InventoryRepository:
                     "node_id": a.node_id,
                     "sku": a.sku,
                     "quantity": a.quantity,
+                    "state": "held",
+                    "expires_at": expires_at,
                 }
                 for a in allocations
             ],
         )
         return ReserveOutcome(reserved_units=sum(demand.values()), replayed=False)
 
+    async def commit(self, reservation_key: str) -> int:
+        """Held → committed: the order goes ahead, so its hold stops expiring. Idempotent.
+
+        Returns the number of lines moved (0 when already committed or shipped). A hold past its expiry that
+        the sweeper has not released yet can still be committed: its units were never given away. Raises
+        ``ReservationReleased`` when nothing is held under the key any more (expired, or released), as those
+        units may now be promised to someone else; ``LookupError`` for a key never reserved (a bug).
+        """
+        if not await self._lock_request(reservation_key):
+            raise LookupError(f"no reservation under {reservation_key}")
+        changed = (
+            await self._session.execute(
+                update(Reservation)
+                .where(Reservation.reservation_key == reservation_key, Reservation.state == "held")
+                .values(state="committed", expires_at=None)
+                .returning(Reservation.reservation_id)
+            )
+        ).all()
+        if changed:
+            return len(changed)
+        states = set(
+            await self._session.scalars(select(Reservation.state).where(Reservation.reservation_key == reservation_key))
+        )
+        if states & {"committed", "consumed"}:
+            return 0
+        raise _released(reservation_key)
+
     async def settle(self, reservation_key: str, *, consume: bool, node_id: str | None, actor: str) -> int:
         """Consume (stock shipped) or release (plan abandoned) active reservation lines; idempotent.
 
-        Returns the number of reservation lines changed; a second call finds none left to change.
+        Held and committed lines both settle. Returns the number of reservation lines changed; a second call
+        finds none left to change. Consumption journals each stock row it takes units from.
         """
+        if not await self._lock_request(reservation_key):
+            return 0
         condition = [Reservation.reservation_key == reservation_key, Reservation.state.in_(ACTIVE_STATES)]
         if node_id is not None:
             condition.append(Reservation.node_id == node_id)
@@ -158,30 +264,58 @@ class InventoryRepository:
                 .returning(Reservation.node_id, Reservation.sku, Reservation.quantity)
             )
         ).all()
-        totals: dict[tuple[str, str], int] = defaultdict(int)
-        for row in changed:
-            totals[(row.node_id, row.sku)] += row.quantity
-        for (node, sku), quantity in sorted(totals.items()):
-            values: dict[str, Any] = {"reserved": Stock.reserved - quantity}
-            if consume:
-                values["on_hand"] = Stock.on_hand - quantity
-            on_hand_after = await self._session.scalar(
-                update(Stock).where(Stock.node_id == node, Stock.sku == sku).values(**values).returning(Stock.on_hand)
-            )
-            if consume and on_hand_after is not None:
-                self._session.add(
-                    InventoryJournal(
-                        node_id=node,
-                        sku=sku,
-                        kind="shipment",
-                        actor=actor,
-                        reason="shipped",
-                        source_ref=reservation_key,
-                        on_hand_before=on_hand_after + quantity,
-                        on_hand_after=on_hand_after,
-                    )
-                )
+        await self._give_back(
+            _totals((r.node_id, r.sku, r.quantity) for r in changed),
+            consume=consume,
+            actor=actor,
+            reason="shipped",
+            source_ref=reservation_key,
+        )
         return len(changed)
+
+    async def expire_held(self, now: datetime, *, limit: int = 500) -> int:
+        """Release held reservations whose ``expires_at`` is at or before ``now``: one batch of up to ``limit``
+        reservation keys, each released whole (never some lines of a plan). Returns how many keys it released.
+
+        Safe beside reserves and beside another sweeper: keys another transaction is working on are skipped
+        (``SKIP LOCKED``) and picked up by a later batch. Committed reservations never expire. A release
+        changes ``reserved`` only, so nothing is journaled.
+        """
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        due = select(Reservation.reservation_key).where(Reservation.state == "held", Reservation.expires_at <= now)
+        keys = list(
+            await self._session.scalars(
+                select(ReservationRequest.reservation_key)
+                .where(ReservationRequest.reservation_key.in_(due))
+                .order_by(ReservationRequest.reservation_key)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not keys:
+            return 0
+        # Checked again now that the keys are locked: a commit may have landed between the scan and the lock.
+        released = (
+            await self._session.execute(
+                update(Reservation)
+                .where(
+                    Reservation.reservation_key.in_(keys),
+                    Reservation.state == "held",
+                    Reservation.expires_at <= now,
+                )
+                .values(state="released")
+                .returning(Reservation.reservation_key, Reservation.node_id, Reservation.sku, Reservation.quantity)
+            )
+        ).all()
+        await self._give_back(
+            _totals((r.node_id, r.sku, r.quantity) for r in released),
+            consume=False,
+            actor="sweeper",
+            reason="expired",
+            source_ref=None,
+        )
+        return len({row.reservation_key for row in released})
 
     async def reservations_for(self, order_id: str) -> list[Reservation]:
         rows = await self._session.scalars(
@@ -198,6 +332,85 @@ class InventoryRepository:
         if node_ids is not None:
             query = query.where(Stock.node_id.in_(list(node_ids)))
         return list(await self._session.scalars(query))
+
+    async def _replay(self, reservation_key: str) -> ReserveOutcome:
+        """The outcome of the call that claimed the key. A key whose every line was released (compensation,
+        expiry) is refused with ``ReservationReleased``: answering "held" would let an order go ahead on
+        units it no longer has, so the caller must reserve again under a new key."""
+        rows = await self._session.execute(
+            select(Reservation.state, func.sum(Reservation.quantity))
+            .where(Reservation.reservation_key == reservation_key)
+            .group_by(Reservation.state)
+        )
+        states = {state: int(units) for state, units in rows}
+        if set(states) == {"released"}:
+            raise _released(reservation_key)
+        return ReserveOutcome(reserved_units=sum(states.values()), replayed=True)
+
+    async def _lock_request(self, reservation_key: str) -> bool:
+        """Lock the key's request row: calls on one key then run one after the other. False if it is unknown."""
+        found = await self._session.scalar(
+            select(ReservationRequest.reservation_key)
+            .where(ReservationRequest.reservation_key == reservation_key)
+            .with_for_update()
+        )
+        return found is not None
+
+    async def _lock_stock(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Lock stock rows in (node_id, sku) order, the order every writer uses, so none wait on each other
+        in a cycle. Rows that do not exist are simply not locked (and have nothing to promise)."""
+        await self._session.execute(
+            select(Stock.node_id)
+            .where(tuple_(Stock.node_id, Stock.sku).in_(keys))
+            .order_by(Stock.node_id, Stock.sku)
+            .with_for_update()
+        )
+
+    async def _give_back(
+        self, totals: dict[tuple[str, str], int], *, consume: bool, actor: str, reason: str, source_ref: str | None
+    ) -> None:
+        """Take settled units off ``reserved`` (and off ``on_hand`` when consumed, journaled), row by row in
+        (node_id, sku) order."""
+        for (node, sku), quantity in sorted(totals.items()):
+            values: dict[str, Any] = {"reserved": Stock.reserved - quantity}
+            if consume:
+                values["on_hand"] = Stock.on_hand - quantity
+            on_hand_after = await self._session.scalar(
+                update(Stock).where(Stock.node_id == node, Stock.sku == sku).values(**values).returning(Stock.on_hand)
+            )
+            if consume and on_hand_after is not None:
+                self._session.add(
+                    InventoryJournal(
+                        node_id=node,
+                        sku=sku,
+                        kind="shipment",
+                        actor=actor,
+                        reason=reason,
+                        source_ref=source_ref,
+                        on_hand_before=on_hand_after + quantity,
+                        on_hand_after=on_hand_after,
+                    )
+                )
+
+
+def _released(reservation_key: str) -> ReservationReleased:
+    return ReservationReleased(
+        f"nothing is held under {reservation_key} any more: it expired or was released",
+        details={"reservation_key": reservation_key},
+    )
+
+
+def _rank(customer_id: str | None) -> int | ColumnElement[int]:
+    """The allocation rank ATP is computed for: the customer's tier, or below every tier when unknown."""
+    return UNTIERED_RANK if customer_id is None else customer_rank(customer_id)
+
+
+def _totals(lines: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str], int]:
+    """Units per (node_id, sku) of (node_id, sku, quantity) reservation lines."""
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for node_id, sku, quantity in lines:
+        totals[(node_id, sku)] += quantity
+    return totals
 
 
 class EventRepository:

@@ -7,6 +7,9 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infra.db.feeds import FeedRepository
+from infra.db.inventory_query import InventoryQuery
+from infra.db.network import NetworkRepository
 from infra.db.repositories import CatalogRepository, EventRepository, InventoryRepository
 
 
@@ -19,6 +22,9 @@ class UnitOfWork:
         self.catalog = CatalogRepository(self.session)
         self.inventory = InventoryRepository(self.session)
         self.events = EventRepository(self.session)
+        self.feeds = FeedRepository(self.session)
+        self.inventory_query = InventoryQuery(self.session)
+        self.network = NetworkRepository(self.session)
         return self
 
     async def __aexit__(
