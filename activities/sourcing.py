@@ -1,4 +1,9 @@
-"""Planning: read the network picture for the order's SKUs, then let the pure engine decide."""
+"""Planning: read the network picture for the order's SKUs, let the pure engine decide, record the decision.
+
+A plan is decided once per order and attempt. Any later call for the same attempt (a retry, a worker
+crash, a reset from the Temporal UI) gets the recorded plan back: deciding again on today's stock could
+choose another node, and the order would be released to two warehouses.
+"""
 
 from __future__ import annotations
 
@@ -16,16 +21,24 @@ class SourcingActivities:
 
     @activity.defn(name=ActivityName.PLAN_ORDER)
     async def plan_order(self, input: PlanOrderInput) -> sourcing.Plan:
+        order = input.order
         async with self._uow() as uow:
+            recorded = await uow.plans.get(sourcing.plan_id(order.order_id, input.attempt))
+            if recorded is not None:
+                return recorded
             # Judged for this customer's tier: stock protected for higher tiers is not planned with.
             snapshot = await uow.inventory.snapshot_for(
-                (line.sku for line in input.order.lines), customer_id=input.order.customer_id
+                (line.sku for line in order.lines), customer_id=order.customer_id
             )
-        async with business_failures():
-            return sourcing.plan(
-                input.order,
-                snapshot,
-                destination=input.destination,
-                attempt=input.attempt,
-                excluded_nodes=input.excluded_nodes,
-            )
+            async with business_failures():
+                decided = sourcing.plan(
+                    order,
+                    snapshot,
+                    destination=input.destination,
+                    attempt=input.attempt,
+                    excluded_nodes=input.excluded_nodes,
+                )
+            # Two runs racing on the same attempt both leave with the first plan recorded.
+            recorded = await uow.plans.record(order.order_id, decided)
+            await uow.commit()
+        return recorded

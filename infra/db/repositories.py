@@ -156,7 +156,7 @@ class InventoryRepository:
             .returning(ReservationRequest.reservation_key)
         )
         if claimed is None:
-            return await self._replay(reservation_key)
+            return await self._replay(reservation_key, allocations)
 
         demand: dict[tuple[str, str], int] = defaultdict(int)
         wanted_by: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -333,19 +333,27 @@ class InventoryRepository:
             query = query.where(Stock.node_id.in_(list(node_ids)))
         return list(await self._session.scalars(query))
 
-    async def _replay(self, reservation_key: str) -> ReserveOutcome:
+    async def _replay(self, reservation_key: str, allocations: Sequence[Allocation]) -> ReserveOutcome:
         """The outcome of the call that claimed the key. A key whose every line was released (compensation,
         expiry) is refused with ``ReservationReleased``: answering "held" would let an order go ahead on
-        units it no longer has, so the caller must reserve again under a new key."""
-        rows = await self._session.execute(
-            select(Reservation.state, func.sum(Reservation.quantity))
-            .where(Reservation.reservation_key == reservation_key)
-            .group_by(Reservation.state)
-        )
-        states = {state: int(units) for state, units in rows}
-        if set(states) == {"released"}:
+        units it no longer has, so the caller must reserve again under a new key.
+
+        A key is one decision: a repeat asking for other allocations is a bug upstream (plans are recorded so
+        this cannot happen), and fails loudly rather than answering for units it did not ask for."""
+        rows = (
+            await self._session.execute(
+                select(
+                    Reservation.line_id, Reservation.node_id, Reservation.sku, Reservation.quantity, Reservation.state
+                ).where(Reservation.reservation_key == reservation_key)
+            )
+        ).all()
+        held = sorted((r.line_id, r.node_id, r.sku, r.quantity) for r in rows)
+        asked = sorted((a.line_id, a.node_id, a.sku, a.quantity) for a in allocations)
+        if held != asked:
+            raise RuntimeError(f"reservation {reservation_key} was made for {held}, and is now asked for {asked}")
+        if {r.state for r in rows} == {"released"}:
             raise _released(reservation_key)
-        return ReserveOutcome(reserved_units=sum(states.values()), replayed=True)
+        return ReserveOutcome(reserved_units=sum(r.quantity for r in rows), replayed=True)
 
     async def _lock_request(self, reservation_key: str) -> bool:
         """Lock the key's request row: calls on one key then run one after the other. False if it is unknown."""

@@ -318,3 +318,23 @@ class InventoryJournal(Base):
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index("ix_inventory_journal_node_sku", "node_id", "sku"),)
+
+
+class OrderPlan(Base):
+    """A sourcing decision, recorded the first time it is made: a retried, replayed or reset workflow gets the
+    same plan back for the same attempt instead of re-deciding on today's stock (which could pick another
+    node and release the order twice). Also the audit record of why an order went where it went."""
+
+    __tablename__ = "order_plan"
+
+    plan_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        UniqueConstraint("order_id", "attempt", name="uq_order_plan_order_attempt"),
+    )

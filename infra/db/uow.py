@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infra.db.feeds import FeedRepository
 from infra.db.inventory_query import InventoryQuery
 from infra.db.network import NetworkRepository
+from infra.db.plans import PlanRepository
 from infra.db.repositories import CatalogRepository, EventRepository, InventoryRepository
 
 
@@ -25,6 +26,7 @@ class UnitOfWork:
         self.feeds = FeedRepository(self.session)
         self.inventory_query = InventoryQuery(self.session)
         self.network = NetworkRepository(self.session)
+        self.plans = PlanRepository(self.session)
         return self
 
     async def __aexit__(

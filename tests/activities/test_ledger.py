@@ -283,8 +283,9 @@ async def test_a_repeated_key_returns_the_first_outcome_even_after_stock_moved(u
     # The rest of Austin's stock goes elsewhere: a fresh reserve of this plan would now be refused.
     await reserve(uow_factory, new_key(net), [alloc(net, "1", "AUSTIN", "DRILL", 2)])
     assert await reserve(uow_factory, key, plan) == (4, True)
-    # Even a different plan under the same key is the first call repeated: nothing new is held.
-    assert await reserve(uow_factory, key, [alloc(net, "1", "DALLAS", "DRILL", 4)]) == (4, True)
+    # A key is one decision: asking it for other allocations is a bug upstream, refused loudly, holding nothing.
+    with pytest.raises(RuntimeError, match="was made for"):
+        await reserve(uow_factory, key, [alloc(net, "1", "DALLAS", "DRILL", 4)])
 
     assert await stock_row(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (5, 5)
     assert await stock_row(uow_factory, net.node("DALLAS"), net.sku("DRILL")) == (5, 1)
@@ -414,7 +415,8 @@ async def test_planning_leaves_out_units_protected_from_the_customer(uow_factory
 
     plans = {}
     for who, customer_id in (("vip", vip), ("anyone", order.customer_id)):
-        tiered = order.model_copy(update={"customer_id": customer_id})
+        # Two orders (a plan is recorded once per order and attempt), the same lines, different customers.
+        tiered = order.model_copy(update={"customer_id": customer_id, "order_id": f"{order.order_id}-{who}"})
         plans[who] = await sourcing.plan_order(PlanOrderInput(order=tiered, destination=AUSTIN, attempt=1))
     assert plans["vip"].node_ids == [net.node("AUSTIN")]
     assert plans["anyone"].node_ids == [net.node("NEWARK")]
@@ -652,3 +654,21 @@ async def test_malformed_calls_are_refused_before_touching_the_database(
         # The session never began a transaction: no statement was sent.
         assert not u.session.in_transaction()
     assert not await claimed(uow_factory, key)
+
+
+async def test_a_plan_is_decided_once_per_order_and_attempt(uow_factory: UowFactory) -> None:
+    """A retried, replayed or reset workflow gets the recorded plan, even after stock moved: deciding again
+    could pick another node and release the order to two warehouses."""
+    net = await build_network(uow_factory, NODES, {("AUSTIN", "DRILL"): 5, ("NEWARK", "DRILL"): 5})
+    sourcing = SourcingActivities(uow_factory)
+    order = make_order(net, {"DRILL": 5})
+    first = await sourcing.plan_order(PlanOrderInput(order=order, destination=AUSTIN, attempt=1))
+    assert first.node_ids == [net.node("AUSTIN")]
+
+    await reserve(uow_factory, new_key(net), [alloc(net, "1", "AUSTIN", "DRILL", 5)])  # Austin sells out
+    again = await sourcing.plan_order(PlanOrderInput(order=order, destination=AUSTIN, attempt=1))
+    assert again == first
+    next_attempt = await sourcing.plan_order(PlanOrderInput(order=order, destination=AUSTIN, attempt=2))
+    assert next_attempt.node_ids == [net.node("NEWARK")], "a new attempt decides afresh"
+    async with uow_factory() as u:
+        assert [p.plan_id for p in await u.plans.for_order(order.order_id)] == [first.plan_id, next_attempt.plan_id]

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from domain.sourcing import Allocation
 from infra.db.tables import InventoryJournal, Reservation, ReservationRequest
 from infra.db.uow import UowFactory
 from infra.services import temporal_cli
@@ -17,6 +18,17 @@ from tests.support import SeededNetwork, eventually
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
 ORDERS = 4
+
+
+async def reset_to_first_task(stack: Stack, order_id: str) -> None:
+    """What an engineer would type: a new run from the very start, with the old run's signals reapplied."""
+    reset = await asyncio.create_subprocess_exec(
+        temporal_cli(), "workflow", "reset", "--address", stack.temporal_address,
+        "--workflow-id", f"order:{order_id}", "--type", "FirstWorkflowTask", "--reason", "e2e reset test",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(reset.communicate(), timeout=60)
+    assert reset.returncode == 0, output.decode()
 
 
 async def stages(http: httpx.AsyncClient, order_ids: list[str]) -> list[str]:
@@ -85,15 +97,16 @@ async def test_reset_to_first_task_repeats_no_release_or_reservation(
     assert (await http.post("/orders", json=body)).status_code == 201
     await eventually(lambda: order_stage(http, order_id), lambda s: s == "completed", timeout_s=60)
     first_run = (await http.get(f"/orders/{order_id}")).json()["workflow"]["run_id"]
+    # Austin sells out meanwhile: planning afresh would now choose Newark and ship the order twice.
+    async with uow_factory() as uow:
+        await uow.inventory.reserve(
+            f"{order_id}-drain",
+            "drain",
+            [Allocation(line_id="1", sku=network.sku("DRILL"), node_id=network.node("AUSTIN"), quantity=97)],
+        )
+        await uow.commit()
 
-    # What an engineer would type: a new run from the very start, with the old run's signals reapplied.
-    reset = await asyncio.create_subprocess_exec(
-        temporal_cli(), "workflow", "reset", "--address", stack.temporal_address,
-        "--workflow-id", f"order:{order_id}", "--type", "FirstWorkflowTask", "--reason", "e2e reset test",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await asyncio.wait_for(reset.communicate(), timeout=60)
-    assert reset.returncode == 0, output.decode()
+    await reset_to_first_task(stack, order_id)
 
     async def current() -> dict[str, str]:
         order = (await http.get(f"/orders/{order_id}")).json()
@@ -103,6 +116,7 @@ async def test_reset_to_first_task_repeats_no_release_or_reservation(
 
     stats = (await simulator_http.get("/wms/releases")).json()
     [release] = [r for r in stats["releases"] if r["order_id"] == order_id]
+    assert release["node_id"] == network.node("AUSTIN"), "the recorded plan, not a new decision"
     assert release["attempts"] == 2, "the new run sent the release again, under the same key"
     async with uow_factory() as uow:
         requests = list(
@@ -117,3 +131,31 @@ async def test_reset_to_first_task_repeats_no_release_or_reservation(
     assert len(requests) == 1
     assert [(r.quantity, r.state) for r in lines] == [(3, "consumed")]
     assert [(j.on_hand_before - j.on_hand_after) for j in shipped] == [3], "stock left the building once"
+
+
+async def test_reset_after_a_node_refused_plans_again_and_holds_stock(
+    http: httpx.AsyncClient,
+    simulator_http: httpx.AsyncClient,
+    stack: Stack,
+    network: SeededNetwork,
+    uow_factory: UowFactory,
+) -> None:
+    """The refused order's hold was released by compensation; after the cause is fixed, a reset must hold
+    stock again (under a new attempt), not carry on with units it no longer has."""
+    austin = network.node("AUSTIN")
+    await simulator_http.patch("/control/behaviour", json={"step_delay_s": 0.1, "reject_nodes": [austin]})
+    body = order_body(network, quantity=2)
+    order_id = body["order_id"]
+    assert (await http.post("/orders", json=body)).status_code == 201
+    await eventually(lambda: order_stage(http, order_id), lambda s: s == "failed", timeout_s=60)
+
+    await simulator_http.patch("/control/behaviour", json={"reject_nodes": []})
+    await reset_to_first_task(stack, order_id)
+    await eventually(lambda: order_stage(http, order_id), lambda s: s == "completed", timeout_s=60)
+
+    async with uow_factory() as uow:
+        held = sorted((r.reservation_key, r.state) for r in await uow.inventory.reservations_for(order_id))
+    assert held == [(f"{order_id}:reserve:plan-1", "released"), (f"{order_id}:reserve:plan-2", "consumed")]
+    stats = (await simulator_http.get("/wms/releases")).json()
+    mine = [(r["shipment_id"], r["attempts"]) for r in stats["releases"] if r["order_id"] == order_id]
+    assert mine == [(f"{order_id}:p2:{austin}", 1)]
