@@ -66,6 +66,8 @@ async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Wo
             workflows=WORKFLOWS,
             activities=build_activities(uow_factory(session_factory(engine)), WmsClient(http)),
             interceptors=[LoggingInterceptor()],
+            # On SIGTERM, let activities in flight finish (a release in mid-call) before cancelling them.
+            graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
         )
         try:
             async with worker:

@@ -166,7 +166,7 @@ class ManagedProcess:
             self.process.kill()
             self.process.wait()
 
-    def stop(self, timeout_s: float = 15.0) -> int | None:
+    def stop(self, timeout_s: float = 30.0) -> int | None:
         if self.process is None:
             return None
         if self.alive:

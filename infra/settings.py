@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = Field(default=None, validation_alias=_env("TEMPORAL_TLS_KEY", bare=True))
     # Where people open the Temporal UI; API answers link each order's workflow there when set.
     temporal_ui_url: str | None = Field(default=None, validation_alias=_env("TEMPORAL_UI_URL"))
+    # Seconds a stopping worker lets activities in flight finish before cancelling them.
+    worker_shutdown_grace_s: float = Field(default=20.0, ge=0, validation_alias=_env("WORKER_SHUTDOWN_GRACE_S"))
     task_queue: str = Field(default=TASK_QUEUE, validation_alias=_env("TASK_QUEUE"))
 
     # Ports for the local stack.
