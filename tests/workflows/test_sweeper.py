@@ -97,7 +97,9 @@ async def test_the_sweeper_releases_lapsed_holds_after_its_timer_and_continues_a
 
         # After two sweeps the run hands over to a fresh one, carrying the count of what it released.
         await temporal_env.sleep(INTERVAL)
-        latest = temporal_env.client.get_workflow_handle_for(ReservationSweeperWorkflow.run, handle.id)
+        latest: WorkflowHandle[ReservationSweeperWorkflow, None] = temporal_env.client.get_workflow_handle_for(
+            ReservationSweeperWorkflow.run, handle.id
+        )
         described = await eventually(latest.describe, lambda d: d.run_id != first_run)
         history = await temporal_env.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history()
         assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
