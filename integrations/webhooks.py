@@ -71,5 +71,5 @@ class ShipmentWebhookEvent(BaseModel):
         """Planning and releasing are ours to decide; a provider reports only what happened after."""
         if stage not in REPORTABLE_STAGES:
             allowed = ", ".join(s for s in ShipmentStage if s in REPORTABLE_STAGES)
-            raise ValueError(f"a provider cannot report {stage!r}; one of: {allowed}")
+            raise ValueError(f"a provider cannot report '{stage}'; one of: {allowed}")
         return stage

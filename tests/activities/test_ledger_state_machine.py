@@ -289,14 +289,19 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(key=keys, lines=plan_lines)
     def reserve_again(self, key: str, lines: list[tuple[int, int]]) -> None:
-        """A retried or replayed call, even with another plan: the first outcome, nothing new held; refused
-        once everything the key held was released, since it holds nothing now."""
+        """A retried or replayed call. The same plan gets the first outcome and holds nothing new (refused
+        once everything the key held was released, since it holds nothing now); another plan under the same
+        key is a bug upstream and fails loudly, holding nothing."""
         hold = self.model.holds[key]
+        original = [(line.row, line.quantity) for line in hold.lines]
+        if lines != original:
+            with pytest.raises(RuntimeError, match="was made for"):
+                self.call(self._reserve(key, self.allocations(lines), None))
         if all(line.state == "released" for line in hold.lines):
             with pytest.raises(ReservationReleased):
-                self.call(self._reserve(key, self.allocations(lines), None))
+                self.call(self._reserve(key, self.allocations(original), None))
             return
-        units, replayed = self.call(self._reserve(key, self.allocations(lines), None))
+        units, replayed = self.call(self._reserve(key, self.allocations(original), None))
         assert (units, replayed) == (hold.units, True)
 
     @rule(key=keys)
