@@ -12,11 +12,9 @@ from enum import StrEnum
 class ErrorType(StrEnum):
     ORDER_INVALID = "OrderInvalid"
     OUT_OF_STOCK = "OutOfStock"
-    NO_ELIGIBLE_NODE = "NoEligibleNode"
     NODE_REJECTED = "NodeRejected"
     # A reservation key whose lines were released (by compensation or expiry) cannot be replayed into a hold.
     RESERVATION_RELEASED = "ReservationReleased"
-    UNKNOWN_ORDER = "UnknownOrder"
 
 
 class BusinessError(Exception):
@@ -36,10 +34,6 @@ class OrderInvalid(BusinessError):
 
 class OutOfStock(BusinessError):
     type = ErrorType.OUT_OF_STOCK
-
-
-class NoEligibleNode(BusinessError):
-    type = ErrorType.NO_ELIGIBLE_NODE
 
 
 class NodeRejected(BusinessError):

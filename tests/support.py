@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.orders import Address, GeoPoint, Order, OrderLine
-from infra.db.tables import Node, Sku, Stock
+from infra.db.tables import Node, Reservation, Sku, Stock
 from infra.db.uow import UowFactory
 
 T = TypeVar("T")
@@ -96,6 +97,22 @@ def make_order(
         ],
         placed_at=datetime(2026, 11, 20, 15, 0, tzinfo=UTC),
     )  # fmt: skip
+
+
+async def stock_row(uow: UowFactory, node_id: str, sku: str) -> tuple[int, int]:
+    """(on_hand, reserved) of one stock row, read fresh."""
+    async with uow() as u:
+        row = (await u.session.execute(select(Stock.on_hand, Stock.reserved).filter_by(node_id=node_id, sku=sku))).one()
+        return int(row.on_hand), int(row.reserved)
+
+
+async def states_of(uow: UowFactory, key: str) -> list[str]:
+    """States of a reservation key's lines, in the order they were made."""
+    async with uow() as u:
+        rows = await u.session.scalars(
+            select(Reservation.state).where(Reservation.reservation_key == key).order_by(Reservation.reservation_id)
+        )
+        return list(rows)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, timeout_s: float = 20) -> T:

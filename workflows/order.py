@@ -150,7 +150,7 @@ class OrderWorkflow:
                     Plan,
                 )
             except ActivityFailure as err:
-                if _failure_type(err) in (ErrorType.OUT_OF_STOCK, ErrorType.NO_ELIGIBLE_NODE):
+                if _failure_type(err) == ErrorType.OUT_OF_STOCK:
                     self._fail(_failure_type(err) or "", "sourcing", _failure_message(err))
                 raise
             self._adopt_plan(plan)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy import ColumnElement, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,9 +73,6 @@ class CatalogRepository:
             return set()
         rows = await self._session.scalars(select(Sku.sku).where(Sku.sku.in_(wanted)))
         return set(rows)
-
-    async def node_count(self) -> int:
-        return int(await self._session.scalar(select(func.count()).select_from(Node)) or 0)
 
 
 def _node_view(node: Node) -> NodeView:
@@ -322,16 +319,6 @@ class InventoryRepository:
             select(Reservation).where(Reservation.order_id == order_id).order_by(Reservation.reservation_id)
         )
         return list(rows)
-
-    async def stock_levels(
-        self, skus: Iterable[str] | None = None, node_ids: Iterable[str] | None = None
-    ) -> list[Stock]:
-        query = select(Stock).order_by(Stock.sku, Stock.node_id)
-        if skus is not None:
-            query = query.where(Stock.sku.in_(list(skus)))
-        if node_ids is not None:
-            query = query.where(Stock.node_id.in_(list(node_ids)))
-        return list(await self._session.scalars(query))
 
     async def _replay(self, reservation_key: str, allocations: Sequence[Allocation]) -> ReserveOutcome:
         """The outcome of the call that claimed the key. A key whose every line was released (compensation,

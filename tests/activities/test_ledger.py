@@ -28,13 +28,22 @@ from infra.db.tables import (
     AllocationTier,
     Customer,
     InventoryJournal,
-    Reservation,
     ReservationRequest,
     Stock,
     StockProtection,
 )
 from infra.db.uow import UowFactory
-from tests.support import AUSTIN, DALLAS, NEWARK, NodeSpec, SeededNetwork, build_network, make_order
+from tests.support import (
+    AUSTIN,
+    DALLAS,
+    NEWARK,
+    NodeSpec,
+    SeededNetwork,
+    build_network,
+    make_order,
+    states_of,
+    stock_row,
+)
 from workflows.contracts import (
     CommitStockInput,
     ExpireReservationsInput,
@@ -58,21 +67,6 @@ def new_key(net: SeededNetwork) -> str:
 
 def alloc(net: SeededNetwork, line_id: str, node: str, sku: str, quantity: int) -> Allocation:
     return Allocation(line_id=line_id, node_id=net.node(node), sku=net.sku(sku), quantity=quantity)
-
-
-async def stock_row(uow: UowFactory, node_id: str, sku: str) -> tuple[int, int]:
-    """(on_hand, reserved) of one stock row, read fresh."""
-    async with uow() as u:
-        row = (await u.session.execute(select(Stock.on_hand, Stock.reserved).filter_by(node_id=node_id, sku=sku))).one()
-        return int(row.on_hand), int(row.reserved)
-
-
-async def states_of(uow: UowFactory, key: str) -> list[str]:
-    async with uow() as u:
-        rows = await u.session.scalars(
-            select(Reservation.state).where(Reservation.reservation_key == key).order_by(Reservation.reservation_id)
-        )
-        return list(rows)
 
 
 async def claimed(uow: UowFactory, key: str) -> bool:

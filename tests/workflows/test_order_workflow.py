@@ -15,9 +15,9 @@ from temporalio.worker import Worker
 from domain.errors import ErrorType
 from domain.lifecycle import OrderStage, ShipmentStage
 from domain.orders import Order
-from infra.db.tables import Reservation, Stock
+from infra.db.tables import Reservation
 from infra.db.uow import UowFactory
-from tests.support import AUSTIN, DALLAS, NEWARK, NodeSpec, build_network, eventually, make_order
+from tests.support import AUSTIN, DALLAS, NEWARK, NodeSpec, build_network, eventually, make_order, stock_row
 from tests.workflows.conftest import NewWorker, RecordHistory
 from workflows import order_workflow_id
 from workflows.contracts import OrderStatusView, OrderWorkflowInput, ShipmentEventReceived, SignalName
@@ -57,13 +57,6 @@ async def report(handle: Handle, shipment_id: str, *stages: ShipmentStage, event
         )
 
 
-async def stock_of(uow: UowFactory, node_id: str, sku: str) -> tuple[int, int]:
-    async with uow() as u:
-        row = await u.session.get(Stock, (node_id, sku))
-        assert row is not None
-        return row.on_hand, row.reserved
-
-
 async def reservations(uow: UowFactory, order_id: str) -> list[Reservation]:
     async with uow() as u:
         return list(await u.session.scalars(select(Reservation).where(Reservation.order_id == order_id)))
@@ -90,7 +83,7 @@ async def test_order_flows_from_receipt_to_delivery(
         assert [s.node_id for s in released.shipments] == [net.node("AUSTIN")]
         assert released.plan is not None
         assert net.node("AUSTIN") in released.plan.explanation.decision
-        assert await stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (5, 2)
+        assert await stock_row(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (5, 2)
 
         shipment_id = released.shipments[0].shipment_id
         await report(handle, shipment_id, *ALL_THE_WAY)
@@ -100,7 +93,7 @@ async def test_order_flows_from_receipt_to_delivery(
     assert final.shipments[0].stage is ShipmentStage.DELIVERED
     assert final.shipments[0].provider_reference
     # Shipping consumed the reservation: the units left the building.
-    assert await stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (3, 0)
+    assert await stock_row(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (3, 0)
     assert [r.state for r in await reservations(uow_factory, order.order_id)] == ["consumed"]
     releases = await simulator_releases(simulator, order.order_id)
     assert [(r["shipment_id"], r["attempts"]) for r in releases] == [(shipment_id, 1)]
@@ -173,7 +166,7 @@ async def test_split_order_releases_each_shipment_once(
     releases = await simulator_releases(simulator, order.order_id)
     assert sorted(str(r["node_id"]) for r in releases) == sorted([net.node("AUSTIN"), net.node("DALLAS")])
     assert all(r["attempts"] == 1 for r in releases)
-    assert await stock_of(uow_factory, net.node("DALLAS"), net.sku("LADDER")) == (1, 0)
+    assert await stock_row(uow_factory, net.node("DALLAS"), net.sku("LADDER")) == (1, 0)
 
     await record_history(handle, "split_two_nodes")
 
@@ -197,12 +190,12 @@ async def test_duplicate_and_out_of_order_events_never_move_a_shipment_backwards
         assert view.shipments[0].stage is ShipmentStage.SHIPPED
         assert sum(e.event == "shipment shipped" for e in view.timeline) == 1
         # Consumed exactly once, although "shipped" arrived twice.
-        await eventually(lambda: stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")), lambda s: s == (4, 0))
+        await eventually(lambda: stock_row(uow_factory, net.node("AUSTIN"), net.sku("DRILL")), lambda s: s == (4, 0))
 
         await report(handle, shipment_id, ShipmentStage.DELIVERED)
         final = await handle.result()
     assert final.stage is OrderStage.COMPLETED
-    assert await stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (4, 0)
+    assert await stock_row(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (4, 0)
 
     await record_history(handle, "stale_and_duplicate_events")
 
@@ -220,7 +213,7 @@ async def test_node_that_refuses_the_release_fails_the_order_and_frees_its_stock
     assert isinstance(failure.value.cause, ApplicationError)
     assert failure.value.cause.type == ErrorType.NODE_REJECTED
     assert [r.state for r in await reservations(uow_factory, order.order_id)] == ["released"]
-    assert await stock_of(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (5, 0)
+    assert await stock_row(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (5, 0)
     await record_history(handle, "node_rejected")
 
 

@@ -26,8 +26,7 @@ from activities.inventory import InventoryActivities
 from domain.sourcing import Allocation
 from infra.db.uow import UowFactory
 from infra.temporal import DATA_CONVERTER
-from tests.activities.test_ledger import states_of, stock_row
-from tests.support import AUSTIN, NodeSpec, build_network, eventually
+from tests.support import AUSTIN, NodeSpec, build_network, eventually, states_of, stock_row
 from worker import start_sweeper
 from workflows.contracts import ReservationSweeperInput, ReservationSweeperStatus
 from workflows.sweeper import ReservationSweeperWorkflow
