@@ -1,4 +1,5 @@
-"""Planning: read the network picture for the order's SKUs, let the pure engine decide, record the decision.
+"""Planning: read the network picture for the order, let the pure engine decide under the active policy, record
+the decision (with the version of the policy that made it, and what it was asked, for the rules simulator).
 
 A plan is decided once per order and attempt. Any later call for the same attempt (a retry, a worker
 crash, a reset from the Temporal UI) gets the recorded plan back: deciding again on today's stock could
@@ -6,6 +7,8 @@ choose another node, and the order would be released to two warehouses.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from temporalio import activity
 
@@ -27,18 +30,21 @@ class SourcingActivities:
             if recorded is not None:
                 return recorded
             # Judged for this customer's tier: stock protected for higher tiers is not planned with.
-            snapshot = await uow.inventory.snapshot_for(
-                (line.sku for line in order.lines), customer_id=order.customer_id
-            )
+            now = datetime.now(UTC)
+            snapshot = await uow.inventory.snapshot_for_order(order, now=now)
+            policy = await uow.policies.active()
             async with business_failures():
                 decided = sourcing.plan(
                     order,
                     snapshot,
+                    policy.document,
+                    now,
                     destination=input.destination,
                     attempt=input.attempt,
                     excluded_nodes=input.excluded_nodes,
+                    policy_version=policy.version_label,
                 )
             # Two runs racing on the same attempt both leave with the first plan recorded.
-            recorded = await uow.plans.record(order.order_id, decided)
+            recorded = await uow.plans.record(order.order_id, decided, request=input.model_dump(mode="json"))
             await uow.commit()
         return recorded

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import health, inventory, inventory_feeds, network, orders, webhooks
+from api.routes import health, inventory, inventory_feeds, network, orders, rules, webhooks
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import uow_factory
 from infra.settings import Settings, get_settings
@@ -45,5 +45,6 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(inventory.router)
     app.include_router(inventory_feeds.router)
     app.include_router(network.router)
+    app.include_router(rules.router)
     app.include_router(health.router)
     return app

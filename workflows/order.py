@@ -206,7 +206,8 @@ class OrderWorkflow:
                         order_id=order.order_id,
                         shipment=shipment,
                         ship_to=order.ship_to,
-                        service_level=order.service_level,
+                        # The policy's shipping-method rules may have changed it (an upgrade for a VIP tier).
+                        service_level=shipment.service_level or order.service_level,
                     ),
                     result_type=ReleaseShipmentResult,
                     summary=f"release {shipment.shipment_id} to {shipment.node_id}",
@@ -233,12 +234,16 @@ class OrderWorkflow:
     async def _consume_shipped(self, plan: Plan) -> None:
         while self._to_consume:
             shipment_id = self._to_consume[0]
-            node_id = self._shipments[shipment_id].node_id
-            await _local_step(
-                ActivityName.CONSUME_STOCK,
-                SettleStockInput(reservation_key=reservation_key(self._order.order_id, plan.attempt), node_id=node_id),
-                SettleStockResult,
-            )
+            # Stock is reserved where it is taken from: the shipping node, and any node that transfers into it.
+            view = self._shipments[shipment_id]
+            for node_id in sorted({view.node_id, *(a.node_id for a in view.allocations)}):
+                await _local_step(
+                    ActivityName.CONSUME_STOCK,
+                    SettleStockInput(
+                        reservation_key=reservation_key(self._order.order_id, plan.attempt), node_id=node_id
+                    ),
+                    SettleStockResult,
+                )
             self._to_consume.pop(0)
 
     async def _release_reservation(self, plan: Plan) -> None:

@@ -169,7 +169,7 @@ def _customer_spec(row: Customer) -> CustomerSpec:
     )
 
 
-def _lane_spec(row: TransferLane) -> TransferLaneSpec:
+def lane_spec(row: TransferLane) -> TransferLaneSpec:
     return TransferLaneSpec.model_validate(
         {
             "origin_node_id": row.origin_node_id,
@@ -183,7 +183,7 @@ def _lane_spec(row: TransferLane) -> TransferLaneSpec:
     )
 
 
-def _carrier_service_spec(row: CarrierService) -> CarrierServiceSpec:
+def carrier_service_spec(row: CarrierService) -> CarrierServiceSpec:
     return CarrierServiceSpec.model_validate(
         {
             "service_id": row.service_id,
@@ -430,7 +430,7 @@ class NetworkRepository:
             )
             .execution_options(populate_existing=True)
         )
-        return None if row is None else _lane_spec(row)
+        return None if row is None else lane_spec(row)
 
     async def list_lanes(
         self,
@@ -454,7 +454,7 @@ class NetworkRepository:
             query = query.where(TransferLane.destination_node_id == destination_node_id)
         if after is not None:
             query = query.where(key > tuple_(*after))
-        return [_lane_spec(row) for row in await self._session.scalars(query)]
+        return [lane_spec(row) for row in await self._session.scalars(query)]
 
     # --- carrier services --------------------------------------------------------------------------------
 
@@ -470,7 +470,7 @@ class NetworkRepository:
             .where(CarrierService.service_id == service_id)
             .execution_options(populate_existing=True)
         )
-        return None if row is None else _carrier_service_spec(row)
+        return None if row is None else carrier_service_spec(row)
 
     async def list_carrier_services(
         self, *, service_level: ServiceLevel | None = None, after: str | None = None, limit: int = 100
@@ -485,4 +485,4 @@ class NetworkRepository:
             query = query.where(CarrierService.service_level == service_level.value)
         if after is not None:
             query = query.where(CarrierService.service_id > after)
-        return [_carrier_service_spec(row) for row in await self._session.scalars(query)]
+        return [carrier_service_spec(row) for row in await self._session.scalars(query)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +20,12 @@ class PlanRepository:
         stored = await self._session.scalar(select(OrderPlan.plan).where(OrderPlan.plan_id == plan_id))
         return None if stored is None else Plan.model_validate(stored)
 
-    async def record(self, order_id: str, plan: Plan) -> Plan:
+    async def record(self, order_id: str, plan: Plan, *, request: dict[str, Any] | None = None) -> Plan:
         """Store ``plan`` unless one is already recorded for its id; return the recorded one either way.
 
-        Two runs racing to plan the same attempt both get the winner's plan: the loser's is discarded.
+        ``request`` is what the plan was asked for (JSON: the order and its geocoded destination at least), kept
+        so the rules simulator can re-plan the order under another policy. Two runs racing to plan the same
+        attempt both get the winner's plan: the loser's is discarded, request and all.
         """
         inserted = await self._session.scalar(
             insert(OrderPlan)
@@ -31,6 +35,7 @@ class PlanRepository:
                 attempt=plan.attempt,
                 policy_version=plan.explanation.policy_version,
                 plan=plan.model_dump(mode="json"),
+                request=request,
             )
             .on_conflict_do_nothing()
             .returning(OrderPlan.plan_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, tuple_, update
@@ -14,11 +14,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import OutOfStock, ReservationReleased
 from domain.inventory import UNTIERED_RANK
-from domain.network import Capability, NetworkSnapshot, NodeKind, NodeStatus, NodeView
-from domain.orders import GeoPoint
+from domain.network import (
+    Capability,
+    CustomerSegment,
+    CustomerView,
+    NetworkSnapshot,
+    NodeKind,
+    NodeStatus,
+    NodeView,
+    OperatingHours,
+    SkuView,
+)
+from domain.orders import GeoPoint, Order
 from domain.sourcing import Allocation
 from infra.db.atp import atp_expression, customer_rank
-from infra.db.tables import InboundEvent, InventoryJournal, Node, Reservation, ReservationRequest, Sku, Stock
+from infra.db.network import carrier_service_spec, lane_spec
+from infra.db.tables import (
+    CarrierService,
+    Customer,
+    InboundEvent,
+    InventoryJournal,
+    Node,
+    NodeCapacityUsage,
+    NodeHoliday,
+    Reservation,
+    ReservationRequest,
+    Sku,
+    Stock,
+    TransferLane,
+)
 
 ACTIVE_STATES = ("held", "committed")
 
@@ -75,7 +99,12 @@ class CatalogRepository:
         return set(rows)
 
 
-def _node_view(node: Node) -> NodeView:
+def _node_view(
+    node: Node,
+    holidays: Iterable[date] = (),
+    usage: Iterable[NodeCapacityUsage] = (),
+) -> NodeView:
+    usage = list(usage)
     return NodeView(
         node_id=node.node_id,
         name=node.name,
@@ -84,7 +113,22 @@ def _node_view(node: Node) -> NodeView:
         capabilities=frozenset(Capability(c) for c in node.capabilities),
         location=GeoPoint(lat=node.lat, lon=node.lon),
         priority=node.priority,
+        country=node.country,
+        region=node.region,
+        timezone=node.timezone,
+        operating_hours=OperatingHours.model_validate(node.operating_hours) if node.operating_hours else None,
+        holidays=frozenset(holidays),
+        cutoff_local=node.cutoff_local,
+        pick_pack_minutes=node.pick_pack_minutes,
+        capacity_orders_per_day=node.capacity_orders_per_day,
+        capacity_units_per_day=node.capacity_units_per_day,
+        used_orders={u.day: u.orders for u in usage},
+        used_units={u.day: u.units for u in usage},
     )
+
+
+# How far ahead a promise may look for holidays and capacity already taken.
+PROMISE_HORIZON_DAYS = 21
 
 
 class InventoryRepository:
@@ -119,6 +163,78 @@ class InventoryRepository:
             nodes.setdefault(node.node_id, _node_view(node))
             atp[node.node_id][sku] = int(available)
         return NetworkSnapshot(nodes=[nodes[k] for k in sorted(nodes)], atp=dict(atp))
+
+    async def snapshot_for_order(
+        self, order: Order, *, now: datetime, pickup_node_id: str | None = None
+    ) -> NetworkSnapshot:
+        """Everything one sourcing decision for ``order`` reads, in one transaction.
+
+        Nodes holding any ordered SKU (with the ATP this customer's tier may plan with), plus the customer's
+        home branch and the pickup node even when they hold none (a transfer can fill them); their holidays and
+        capacity already taken over the promise horizon; the SKUs; the customer; the transfer lanes into the
+        home branch or pickup node; and every carrier service.
+        """
+        skus = sorted({line.sku for line in order.lines})
+        base = await self.snapshot_for(skus, customer_id=order.customer_id)
+        customer_row = await self._session.get(Customer, order.customer_id)
+        customer = (
+            None
+            if customer_row is None
+            else CustomerView(
+                customer_id=customer_row.customer_id,
+                segment=CustomerSegment(customer_row.segment),
+                tier=customer_row.tier,
+                home_node_id=customer_row.home_node_id,
+                allowed_node_ids=frozenset(customer_row.allowed_node_ids),
+                excluded_node_ids=frozenset(customer_row.excluded_node_ids),
+            )
+        )
+        receivers = sorted({n for n in (pickup_node_id, customer and customer.home_node_id) if n})
+        held = {n.node_id for n in base.nodes}
+        rows = list(await self._session.scalars(select(Node).where(Node.node_id.in_(sorted(held | set(receivers))))))
+        node_ids = [row.node_id for row in rows]
+        first, last = now.date() - timedelta(days=1), now.date() + timedelta(days=PROMISE_HORIZON_DAYS)
+        holidays: dict[str, list[date]] = defaultdict(list)
+        for node_id, day in await self._session.execute(
+            select(NodeHoliday.node_id, NodeHoliday.day).where(
+                NodeHoliday.node_id.in_(node_ids), NodeHoliday.day.between(first, last)
+            )
+        ):
+            holidays[node_id].append(day)
+        usage: dict[str, list[NodeCapacityUsage]] = defaultdict(list)
+        for row in await self._session.scalars(
+            select(NodeCapacityUsage).where(
+                NodeCapacityUsage.node_id.in_(node_ids), NodeCapacityUsage.day.between(first, last)
+            )
+        ):
+            usage[row.node_id].append(row)
+        sku_rows = await self._session.scalars(select(Sku).where(Sku.sku.in_(skus)))
+        lanes = await self._session.scalars(
+            select(TransferLane).where(TransferLane.destination_node_id.in_(receivers)).order_by(
+                TransferLane.origin_node_id, TransferLane.destination_node_id
+            )
+        )
+        services = await self._session.scalars(select(CarrierService).order_by(CarrierService.service_id))
+        return NetworkSnapshot(
+            nodes=[
+                _node_view(row, holidays.get(row.node_id, ()), usage.get(row.node_id, ()))
+                for row in sorted(rows, key=lambda r: r.node_id)
+            ],
+            atp=base.atp,
+            skus={
+                row.sku: SkuView(
+                    sku=row.sku,
+                    weight_g=row.weight_g,
+                    hazmat=row.hazmat,
+                    oversize=row.oversize,
+                    ship_alone=row.ship_alone,
+                )
+                for row in sku_rows
+            },
+            customer=customer,
+            lanes=[lane_spec(row) for row in lanes],
+            carrier_services=[carrier_service_spec(row) for row in services],
+        )
 
     async def reserve(
         self,

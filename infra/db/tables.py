@@ -332,9 +332,62 @@ class OrderPlan(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     policy_version: Mapped[str] = mapped_column(String(64))
     plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # What the plan was asked for (the order, its geocoded destination, the attempt and excluded nodes), so the
+    # rules simulator can re-plan recent orders under another policy. NULL on plans recorded before 0004.
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
         CheckConstraint("attempt >= 1", name="attempt_positive"),
         UniqueConstraint("order_id", "attempt", name="uq_order_plan_order_attempt"),
+        # The simulator's "latest orders": newest first, only plans that kept their request.
+        Index("ix_order_plan_recent_requests", "created_at", postgresql_where="request IS NOT NULL"),
+    )
+
+
+class PolicyVersion(Base):
+    """One version of the sourcing policy (``domain.policy.PolicyDocument``), numbered 1, 2, 3 … in the order
+    they were created.
+
+    Versions are immutable: nothing ever updates or deletes a row (a trigger refuses both), so a plan's
+    ``policy_version`` always names the exact rules that made it. Which version is in force is not stored here
+    but derived from ``policy_event``. ``checksum`` is the sha256 of the document's canonical JSON: identical
+    drafts share it.
+    """
+
+    __tablename__ = "policy_version"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    checksum: Mapped[str] = mapped_column(String(64), index=True)
+    based_on: Mapped[int | None] = mapped_column(ForeignKey("policy_version.version"))
+    note: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("checksum ~ '^[0-9a-f]{64}$'", name="checksum_sha256"),
+        CheckConstraint("based_on IS NULL OR based_on < version", name="based_on_earlier"),
+    )
+
+
+class PolicyEvent(Base):
+    """The policy journal, append-only like the versions: a version was created, activated, or re-activated by a
+    rollback. The active version is the version of the latest ``activated`` / ``rolled_back`` event (none: the
+    built-in policy)."""
+
+    __tablename__ = "policy_event"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(ForeignKey("policy_version.version"))
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = _created()
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+    __table_args__ = (
+        CheckConstraint("action IN ('created', 'activated', 'rolled_back')", name="action"),
+        Index("ix_policy_event_version", "version"),
     )

@@ -11,6 +11,7 @@ from infra.db.feeds import FeedRepository
 from infra.db.inventory_query import InventoryQuery
 from infra.db.network import NetworkRepository
 from infra.db.plans import PlanRepository
+from infra.db.policies import PolicyRepository
 from infra.db.repositories import CatalogRepository, EventRepository, InventoryRepository
 
 
@@ -27,6 +28,7 @@ class UnitOfWork:
         self.inventory_query = InventoryQuery(self.session)
         self.network = NetworkRepository(self.session)
         self.plans = PlanRepository(self.session)
+        self.policies = PolicyRepository(self.session)
         return self
 
     async def __aexit__(

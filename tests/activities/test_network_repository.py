@@ -9,6 +9,7 @@ from datetime import date, time
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.network import (
@@ -26,7 +27,7 @@ from domain.network import (
 )
 from domain.orders import ServiceLevel
 from infra.db.network import RankTaken, UnknownReferences
-from infra.db.tables import NodeCapacityUsage, Stock
+from infra.db.tables import CarrierService, NodeCapacityUsage, Stock
 
 pytestmark = pytest.mark.db
 
@@ -350,13 +351,22 @@ async def test_carrier_services_round_trip_and_list_by_service_level(uow_factory
         )
 
     ground, overnight = service(f"{p}-GROUND", "standard", time(18, 0)), service(f"{p}-NIGHT", "expedited", None)
-    async with uow_factory() as u:
-        assert (await u.network.upsert_carrier_service(ground)).created
-        assert (await u.network.upsert_carrier_service(overnight)).created
-        assert not (await u.network.upsert_carrier_service(ground)).created
-        await u.commit()
-    async with uow_factory() as u:
-        assert await u.network.get_carrier_service(ground.service_id) == ground
-        assert await u.network.get_carrier_service(f"{p}-NONE") is None
-        expedited = await u.network.list_carrier_services(service_level=ServiceLevel.EXPEDITED, after=p, limit=1_000)
-    assert [s for s in expedited if s.service_id.startswith(p)] == [overnight]
+    try:
+        async with uow_factory() as u:
+            assert (await u.network.upsert_carrier_service(ground)).created
+            assert (await u.network.upsert_carrier_service(overnight)).created
+            assert not (await u.network.upsert_carrier_service(ground)).created
+            await u.commit()
+        async with uow_factory() as u:
+            assert await u.network.get_carrier_service(ground.service_id) == ground
+            assert await u.network.get_carrier_service(f"{p}-NONE") is None
+            expedited = await u.network.list_carrier_services(
+                service_level=ServiceLevel.EXPEDITED, after=p, limit=1_000
+            )
+        assert [s for s in expedited if s.service_id.startswith(p)] == [overnight]
+    finally:
+        # Carrier services are network-wide: services that reach only zones 1-2 would change every plan the
+        # other tests in this database make (nodes beyond zone 2 would have no carrier).
+        async with uow_factory() as u:
+            await u.session.execute(delete(CarrierService).where(CarrierService.service_id.startswith(p)))
+            await u.commit()
