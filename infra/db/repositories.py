@@ -210,9 +210,9 @@ class InventoryRepository:
             usage[row.node_id].append(row)
         sku_rows = await self._session.scalars(select(Sku).where(Sku.sku.in_(skus)))
         lanes = await self._session.scalars(
-            select(TransferLane).where(TransferLane.destination_node_id.in_(receivers)).order_by(
-                TransferLane.origin_node_id, TransferLane.destination_node_id
-            )
+            select(TransferLane)
+            .where(TransferLane.destination_node_id.in_(receivers))
+            .order_by(TransferLane.origin_node_id, TransferLane.destination_node_id)
         )
         services = await self._session.scalars(select(CarrierService).order_by(CarrierService.service_id))
         return NetworkSnapshot(
