@@ -73,6 +73,8 @@ from domain.shipping import choose_service, parcel_rate_minor, per_unit_rate, zo
 # Candidate verdicts kept in an explanation: enough to see every competitor of a regional network, without
 # letting a 1,000-node network put a megabyte into each workflow history. Counts per filter are always complete.
 MAX_EXPLAINED_CANDIDATES = 200
+# What ``delivery_speed`` scores a shipment whose date cannot be promised (a node without declared hours).
+UNKNOWN_PROMISE_DAYS = 9_999
 
 # --- the plan ------------------------------------------------------------------------------------------------
 
@@ -558,12 +560,13 @@ class _StrategyRun:
 
     # -- ranking ------------------------------------------------------------------------------------------
 
-    def _promised_ordinal(self, parts: Sequence[_Part]) -> int:
+    def _promised_days(self, parts: Sequence[_Part]) -> int:
+        """Days from today (UTC) to the latest promised date of ``parts``; an unknown promise counts as never."""
         latest = 0
         for part in parts:
             ready, _, deliver = self.part_promise(part)
             when = ready.date() if self.e.method is Method.PICKUP and ready else deliver
-            latest = max(latest, when.toordinal() if when else date.max.toordinal())
+            latest = max(latest, (when - self.e.now.date()).days if when else UNKNOWN_PROMISE_DAYS)
         return latest
 
     def _priority(self, step: NodePriority, node: NodeView) -> int:
@@ -600,7 +603,7 @@ class _StrategyRun:
             farthest = max((self.e.distance(p.node) or 0.0 for p in parts), default=0.0)
             return int(farthest // step.bucket_km) if step.bucket_km else farthest
         if isinstance(step, DeliverySpeed):
-            return self._promised_ordinal(parts)
+            return self._promised_days(parts)
         if isinstance(step, TotalCost):
             return cost // step.tolerance_minor if step.tolerance_minor else cost
         if isinstance(step, FewestShipments):
@@ -720,7 +723,9 @@ class _StrategyRun:
         take = {s: u for s, u in own.items() if u > 0}
         return _Draft([_Part(node=receiver, take=take, transfers=tuple(moves))], origin="transfer"), ""
 
-    def optimise(self, nodes: Sequence[NodeView]) -> tuple[_Draft | None, OptimizerReport]:
+    def optimise(self, nodes: Sequence[NodeView], start: _Draft | None) -> tuple[_Draft | None, OptimizerReport]:
+        """The minimum-cost assignment, starting from the best rule plan (``start``) so that an answer cut short
+        by the time budget is never worse than what the ranking would have chosen."""
         e = self.e
         offers = []
         for node in nodes:
@@ -752,7 +757,12 @@ class _StrategyRun:
                 else None
             ),
         )
-        result = optimizer.solve(problem, time_limit_s=self.strategy.time_budget_ms / 1000)
+        budget_s = self.strategy.time_budget_ms / 1000
+        hint = self._assignments(start) if start is not None and not any(p.transfers for p in start.parts) else []
+        try:
+            result = optimizer.solve(problem, time_limit_s=budget_s, start=hint)
+        except ValueError:  # the rule plan breaks a constraint the optimizer keeps (today's unit capacity)
+            result = optimizer.solve(problem, time_limit_s=budget_s)
         report = OptimizerReport(
             status=result.status.value,
             objective=result.objective,
@@ -775,6 +785,14 @@ class _StrategyRun:
                 backordered[sku] = backordered.get(sku, 0) + units
         return _Draft(parts, backordered=backordered, origin="optimizer"), report
 
+    def _assignments(self, draft: _Draft) -> list[optimizer.Assignment]:
+        queues = _line_queues(self.e.order)
+        return [
+            optimizer.Assignment(line_id=a.line_id, node_id=a.node_id, quantity=a.quantity)
+            for part in draft.parts
+            for a in _allocate_lines(queues, part.node.node_id, part.take)
+        ]
+
     # -- the run ------------------------------------------------------------------------------------------
 
     def shortfall(self, survivors: Sequence[NodeView]) -> dict[str, int]:
@@ -787,45 +805,44 @@ class _StrategyRun:
         drafts: list[_Draft] = self.singles(survivors)
         notes: list[str] = []
         report: OptimizerReport | None = None
-        chosen: _Draft | None = None
+        partial_ok = split.mode is SplitMode.SHIP_AVAILABLE
+        if self.e.method is Method.DELIVERY and (split.limit > 1 or partial_ok):
+            greedy = self.greedy(survivors, split.limit)
+            if greedy.parts and (not greedy.backordered or partial_ok):
+                drafts.append(greedy)
+        transfer, why_not = self.transfer(survivors)
+        if transfer is not None:
+            drafts.append(transfer)
+        elif self.strategy.transfer is not None:
+            notes.append(f"transfer: {why_not}")
+        if self.e.method is Method.PICKUP and partial_ok and survivors:
+            drafts.append(self.greedy(survivors, 1))
+        drafts = [d for d in drafts if d.parts]
+        best = min(drafts, key=self.plan_key) if drafts else None
         if self.strategy.engine is Engine.OPTIMIZER and self.e.method is Method.DELIVERY and survivors:
-            chosen, report = self.optimise(survivors)
-            if chosen is None and report.status == optimizer.SolveStatus.INFEASIBLE.value:
+            chosen, report = self.optimise(survivors, best)
+            if chosen is not None:
+                return chosen, self._ranked_verdicts(survivors), report, "; ".join(notes)
+            if report.status == optimizer.SolveStatus.INFEASIBLE.value:
                 raise _StrategyFailed(
                     f"the optimizer proved no assignment within {split.limit} shipment(s)",
                     self.shortfall(survivors) or self._split_shortfall(survivors),
                 )
-            if chosen is None:
-                notes.append(f"optimizer: {report.status} within {report.budget_ms} ms, ranking decided")
-        if chosen is None:
-            partial_ok = split.mode is SplitMode.SHIP_AVAILABLE
-            if self.e.method is Method.DELIVERY and (split.limit > 1 or partial_ok):
-                greedy = self.greedy(survivors, split.limit)
-                if greedy.parts and (not greedy.backordered or partial_ok):
-                    drafts.append(greedy)
-            transfer, why_not = self.transfer(survivors)
-            if transfer is not None:
-                drafts.append(transfer)
-            elif self.strategy.transfer is not None:
-                notes.append(f"transfer: {why_not}")
-            if self.e.method is Method.PICKUP and split.mode is SplitMode.SHIP_AVAILABLE and survivors:
-                drafts.append(self.greedy(survivors, 1))
-            drafts = [d for d in drafts if d.parts]
-            if not drafts:
-                shortfall = self.shortfall(survivors)
-                if split.mode is SplitMode.NEVER:
-                    reason = "no single node can fill the whole order"
-                elif shortfall:
-                    reason = "not enough stock at eligible nodes: " + ", ".join(
-                        f"{s} short by {u}" for s, u in sorted(shortfall.items())
-                    )
-                else:
-                    reason = f"cannot cover the order within {split.limit} shipment(s)"
-                # What was tried on the way (a refused transfer, an optimizer out of time) says why, too.
-                reason = "; ".join([reason, *notes])
-                raise _StrategyFailed(reason, shortfall or self._split_shortfall(survivors))
-            chosen = min(drafts, key=self.plan_key)
-        return chosen, self._ranked_verdicts(survivors), report, "; ".join(notes)
+            notes.append(f"optimizer: {report.status} within {report.budget_ms} ms, ranking decided")
+        if best is None:
+            shortfall = self.shortfall(survivors)
+            if split.mode is SplitMode.NEVER:
+                reason = "no single node can fill the whole order"
+            elif shortfall:
+                reason = "not enough stock at eligible nodes: " + ", ".join(
+                    f"{s} short by {u}" for s, u in sorted(shortfall.items())
+                )
+            else:
+                reason = f"cannot cover the order within {split.limit} shipment(s)"
+            # What was tried on the way (a refused transfer, an optimizer out of time) says why, too.
+            reason = "; ".join([reason, *notes])
+            raise _StrategyFailed(reason, shortfall or self._split_shortfall(survivors))
+        return best, self._ranked_verdicts(survivors), report, "; ".join(notes)
 
     def _split_shortfall(self, survivors: Sequence[NodeView]) -> dict[str, int]:
         draft = self.greedy(survivors, self.strategy.split.limit)
@@ -915,6 +932,9 @@ def _build_plan(
                     arrives_at=run.arrival(origin, part.node),
                 )
             )
+        # In the order's line order, then from the shipping node before the nodes transferring into it.
+        line_order = {line.line_id: index for index, line in enumerate(order.lines)}
+        allocations.sort(key=lambda a: (line_order[a.line_id], a.node_id != part.node.node_id, a.node_id))
         weight = sum(engine.sku(a.sku).weight_g * a.quantity for a in allocations)
         service = run.service(part.node, weight)
         distance = engine.distance(part.node)
