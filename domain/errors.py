@@ -15,6 +15,9 @@ class ErrorType(StrEnum):
     NODE_REJECTED = "NodeRejected"
     # A reservation key whose lines were released (by compensation or expiry) cannot be replayed into a hold.
     RESERVATION_RELEASED = "ReservationReleased"
+    PAYMENT_DECLINED = "PaymentDeclined"
+    CREDIT_LIMIT_EXCEEDED = "CreditLimitExceeded"
+    CAPTURE_FAILED = "CaptureFailed"
 
 
 class BusinessError(Exception):
@@ -42,3 +45,17 @@ class NodeRejected(BusinessError):
 
 class ReservationReleased(BusinessError):
     type = ErrorType.RESERVATION_RELEASED
+
+
+class PaymentDeclined(BusinessError):
+    type = ErrorType.PAYMENT_DECLINED
+
+
+class CreditLimitExceeded(BusinessError):
+    """A ``terms`` order would take the customer's open balance over its credit limit."""
+
+    type = ErrorType.CREDIT_LIMIT_EXCEEDED
+
+
+class CaptureFailed(BusinessError):
+    type = ErrorType.CAPTURE_FAILED

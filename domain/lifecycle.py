@@ -12,12 +12,17 @@ from enum import StrEnum
 class OrderStage(StrEnum):
     RECEIVED = "received"
     VALIDATED = "validated"
+    # Waiting for a CSR to approve or reject it (fraud score, credit limit): never times out silently.
+    ON_HOLD = "on_hold"
     REJECTED = "rejected"
     PLANNED = "planned"
     RESERVED = "reserved"
+    # Some quantity could not be sourced: waiting for stock or for the backorder deadline.
+    BACKORDERED = "backordered"
     RELEASED = "released"
     IN_FULFILMENT = "in_fulfilment"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"
     FAILED = "failed"
 
     @property
@@ -25,7 +30,7 @@ class OrderStage(StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({OrderStage.REJECTED, OrderStage.COMPLETED, OrderStage.FAILED})
+_TERMINAL = frozenset({OrderStage.REJECTED, OrderStage.COMPLETED, OrderStage.CANCELLED, OrderStage.FAILED})
 
 
 class ShipmentStage(StrEnum):
@@ -34,22 +39,56 @@ class ShipmentStage(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     PICKED = "picked"
     PACKED = "packed"
+    # A pickup shipment waits at its branch; it ends collected instead of delivered.
+    READY_FOR_PICKUP = "ready_for_pickup"
     SHIPPED = "shipped"
     IN_TRANSIT = "in_transit"
     DELIVERED = "delivered"
+    COLLECTED = "collected"
+    # Ended by the orchestrator, not by the provider: what it carried is planned again or cancelled.
+    CANCELLED = "cancelled"
+    LOST = "lost"
 
 
-SHIPMENT_PROGRESSION: tuple[ShipmentStage, ...] = tuple(ShipmentStage)
+# The forward path. A delivery shipment skips READY_FOR_PICKUP and COLLECTED, a pickup one SHIPPED to DELIVERED.
+SHIPMENT_PROGRESSION: tuple[ShipmentStage, ...] = (
+    ShipmentStage.PLANNED,
+    ShipmentStage.RELEASED,
+    ShipmentStage.ACKNOWLEDGED,
+    ShipmentStage.PICKED,
+    ShipmentStage.PACKED,
+    ShipmentStage.READY_FOR_PICKUP,
+    ShipmentStage.SHIPPED,
+    ShipmentStage.IN_TRANSIT,
+    ShipmentStage.DELIVERED,
+    ShipmentStage.COLLECTED,
+)
 
 # The stages a fulfilment provider or carrier may report.
 REPORTABLE_STAGES = frozenset(SHIPMENT_PROGRESSION[SHIPMENT_PROGRESSION.index(ShipmentStage.ACKNOWLEDGED) :])
 
+# A shipment in one of these needs nothing more: handed to the customer, or ended and replaced.
+FINISHED_STAGES = frozenset({ShipmentStage.DELIVERED, ShipmentStage.COLLECTED})
+ENDED_STAGES = frozenset({ShipmentStage.CANCELLED, ShipmentStage.LOST})
+
 
 def advances(current: ShipmentStage, reported: ShipmentStage) -> bool:
-    """True when ``reported`` is later than ``current``: the only kind of event that moves a shipment."""
+    """True when ``reported`` is later than ``current``: the only kind of event that moves a shipment.
+
+    A cancelled or lost shipment never moves again, and nothing a provider reports can end one.
+    """
+    if current in ENDED_STAGES or reported in ENDED_STAGES:
+        return False
     return SHIPMENT_PROGRESSION.index(reported) > SHIPMENT_PROGRESSION.index(current)
 
 
 def has_left_node(stage: ShipmentStage) -> bool:
-    """Once shipped, the stock has physically gone: reservations for it are consumed."""
+    """Once shipped (or collected), the stock has physically gone: reservations for it are consumed."""
+    if stage in ENDED_STAGES:
+        return stage is ShipmentStage.LOST
     return SHIPMENT_PROGRESSION.index(stage) >= SHIPMENT_PROGRESSION.index(ShipmentStage.SHIPPED)
+
+
+def can_still_change(stage: ShipmentStage) -> bool:
+    """A shipment not yet released can be changed freely; after release, only by cancelling it at the node."""
+    return stage is ShipmentStage.PLANNED

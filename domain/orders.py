@@ -21,6 +21,14 @@ class ServiceLevel(StrEnum):
     EXPEDITED = "expedited"
 
 
+class PaymentMethod(StrEnum):
+    """``card``: authorized now, captured per shipment. ``terms``: a B2B account billed on invoice, checked
+    against the customer's credit limit instead of a card."""
+
+    CARD = "card"
+    TERMS = "terms"
+
+
 class Channel(StrEnum):
     WEB = "web"
     B2B_PORTAL = "b2b_portal"
@@ -71,6 +79,9 @@ class Order(BaseModel):
     ship_to: Address
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
     placed_at: AwareDatetime
+    payment_method: PaymentMethod = PaymentMethod.CARD
+    # Set for a pickup order: the branch the customer collects from (``ship_to`` is then the billing address).
+    pickup_node_id: NodeId | None = None
 
     @model_validator(mode="after")
     def _unique_line_ids(self) -> Order:
@@ -80,6 +91,13 @@ class Order(BaseModel):
     @property
     def total_minor(self) -> int:
         return sum(line.unit_price_minor * line.quantity for line in self.lines)
+
+    @property
+    def is_pickup(self) -> bool:
+        return self.pickup_node_id is not None
+
+    def line(self, line_id: str) -> OrderLine:
+        return next(line for line in self.lines if line.line_id == line_id)
 
     def quantities_by_sku(self) -> dict[str, int]:
         totals: dict[str, int] = {}

@@ -6,14 +6,16 @@ an optional field is compatible with histories already recorded; renaming or rem
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from temporalio.common import SearchAttributeKey
 
 from domain.lifecycle import OrderStage, ShipmentStage
-from domain.orders import Address, GeoPoint, Order
-from domain.sourcing import Allocation, Plan, PlannedShipment
+from domain.orders import Address, GeoPoint, Order, PaymentMethod, ServiceLevel
+from domain.sourcing import Allocation, Method, Plan, PlannedShipment
 
 # Search attributes: business identifiers and states only, never personal data (they are stored unencrypted).
 SA_ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
@@ -21,8 +23,9 @@ SA_CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 SA_CHANNEL = SearchAttributeKey.for_keyword("Channel")
 SA_NODES = SearchAttributeKey.for_keyword_list("FulfilmentNodes")
 SA_EXCEPTION_CODE = SearchAttributeKey.for_keyword("ExceptionCode")
+SA_HOLD_REASON = SearchAttributeKey.for_keyword("HoldReason")
 
-SEARCH_ATTRIBUTES = (SA_ORDER_STATUS, SA_CUSTOMER_ID, SA_CHANNEL, SA_NODES, SA_EXCEPTION_CODE)
+SEARCH_ATTRIBUTES = (SA_ORDER_STATUS, SA_CUSTOMER_ID, SA_CHANNEL, SA_NODES, SA_EXCEPTION_CODE, SA_HOLD_REASON)
 
 
 class _Payload(BaseModel):
@@ -32,8 +35,43 @@ class _Payload(BaseModel):
 # --- workflow input and signals -------------------------------------------------------------------------
 
 
+class OrderSettings(_Payload):
+    """The timers and limits of the exception playbooks, fixed for an order when it starts.
+
+    They travel in the workflow input (and across continue-as-new), so changing the defaults affects new
+    orders only and a replay always sees the values the order ran with.
+    """
+
+    # Fraud: a score at or above this holds the order for a CSR's review.
+    fraud_review_threshold: float = Field(default=0.8, ge=0, le=1)
+    # How long a review, a payment-capture hold or a CSR hold waits before it is escalated (then again, each period).
+    escalate_after: timedelta = timedelta(hours=4)
+    # A released shipment the node has not acknowledged within this is cancelled there and planned elsewhere.
+    ack_sla: timedelta = timedelta(hours=2)
+    # Nothing available: wait this long for stock (re-checked each ``backorder_recheck`` and on stock signals),
+    # then cancel the lines still short.
+    backorder_wait: timedelta = timedelta(days=14)
+    backorder_recheck: timedelta = timedelta(hours=6)
+    # A pickup waits this long once ready; a reminder goes out ``pickup_reminder_before`` the deadline.
+    pickup_hold: timedelta = timedelta(days=5)
+    pickup_reminder_before: timedelta = timedelta(days=2)
+    # No carrier event for this long after shipping: the parcel is chased and the CSRs are told.
+    tracking_stall: timedelta = timedelta(days=3)
+    # A carrier delay beyond this (past the promised date) is escalated, not just re-promised.
+    delay_escalation: timedelta = timedelta(days=2)
+    # A parcel lost in transit is re-shipped this many times at most; after that its lines are refunded.
+    max_reships: int = Field(default=1, ge=0)
+    # Plans decided for this order in all (re-plans included) before it fails for good.
+    max_plan_attempts: int = Field(default=12, ge=1)
+    # Continue-as-new once the history has this many events (Temporal also suggests it on its own).
+    history_event_limit: int = Field(default=10_000, ge=100)
+
+
 class OrderWorkflowInput(_Payload):
     order: Order
+    settings: OrderSettings = Field(default_factory=OrderSettings)
+    # Set only by continue-as-new: everything the previous run knew.
+    resume: OrderState | None = None
 
 
 class ShipmentEventReceived(_Payload):
@@ -45,6 +83,118 @@ class ShipmentEventReceived(_Payload):
     occurred_at: datetime
     source: str = "wms"
     tracking_number: str | None = None
+
+
+class ShipmentIssue(StrEnum):
+    """What can go wrong with a released shipment, as its provider or carrier reports it."""
+
+    SHORT_PICKED = "short_picked"
+    REJECTED = "rejected"
+    DELAYED = "delayed"
+    LOST = "lost"
+
+
+class ShortLine(_Payload):
+    line_id: str
+    short_quantity: int = Field(gt=0)
+
+
+class ShipmentIssueReported(_Payload):
+    """A provider or carrier reports a problem with one shipment (a signal, deduplicated by event id)."""
+
+    event_id: str
+    shipment_id: str
+    issue: ShipmentIssue
+    occurred_at: datetime
+    source: str = "wms"
+    detail: str = ""
+    short_lines: list[ShortLine] = Field(default_factory=list)
+    # For a delay: the carrier's new delivery estimate.
+    new_estimate: date | None = None
+
+
+class StockAvailable(_Payload):
+    """Stock of these SKUs arrived somewhere: a backordered order tries again now rather than at its next check."""
+
+    skus: list[str]
+    node_id: str | None = None
+
+
+# --- CSR overrides (Temporal updates) -------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    CSR = "csr"
+    SUPERVISOR = "supervisor"
+    CUSTOMER = "customer"
+    SYSTEM = "system"
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,47}$")]
+
+
+class Override(_Payload):
+    """Who asks, in which role, and why: every override carries this, and the timeline keeps it."""
+
+    actor: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    role: Role = Role.CSR
+    reason_code: Code
+    note: str = Field(default="", max_length=1000)
+
+
+class HoldOrder(Override):
+    pass
+
+
+class ReleaseHold(Override):
+    # Which hold to lift (``csr``, ``payment``); None lifts every hold that is not a review.
+    hold: str | None = None
+
+
+class DecideReview(Override):
+    pass
+
+
+class CancelOrder(Override):
+    # None cancels the whole order; otherwise these lines (every unit not yet shipped).
+    line_ids: list[str] | None = Field(default=None, min_length=1)
+
+
+class RerouteShipment(Override):
+    shipment_id: str
+    node_id: str
+
+
+class ChangeServiceLevel(Override):
+    service_level: ServiceLevel
+
+
+class ChangeAddress(Override):
+    ship_to: Address
+
+
+class AddNote(Override):
+    pass
+
+
+class PlanEffect(_Payload):
+    """One side of a reroute: where the units come from, at what cost, promised when, with how much left."""
+
+    node_ids: list[str]
+    cost_minor: int
+    promised_date: date | None
+    # ATP per node and SKU as the decision saw it (None: not known for that node).
+    atp: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+class OverrideResult(_Payload):
+    accepted: bool = True
+    message: str
+    stage: OrderStage
+    # A reroute's effect: before and after.
+    before: PlanEffect | None = None
+    after: PlanEffect | None = None
 
 
 # --- activities -----------------------------------------------------------------------------------------
@@ -59,11 +209,151 @@ class ValidateOrderResult(_Payload):
     warnings: list[str] = Field(default_factory=list)
 
 
+class ScreenOrderInput(_Payload):
+    order: Order
+
+
+class ScreenOrderResult(_Payload):
+    """The fraud screen's score (0 safe .. 1 certain fraud) and its reasons; the threshold is the order's."""
+
+    score: float = Field(ge=0, le=1)
+    reasons: list[str] = Field(default_factory=list)
+
+
+class AuthorizePaymentInput(_Payload):
+    """``idempotency_key`` is ``order_id:payment:authorize``. For ``terms`` the gateway checks the customer's
+    credit limit instead of a card; going over it fails with ``CreditLimitExceeded``."""
+
+    idempotency_key: str
+    order_id: str
+    customer_id: str
+    method: PaymentMethod
+    amount_minor: int = Field(ge=0)
+    currency: str
+
+
+class PaymentResult(_Payload):
+    authorization_id: str
+    amount_minor: int
+    replayed: bool = False
+
+
+class CapturePaymentInput(_Payload):
+    """``idempotency_key`` is ``order_id:payment:capture:<shipment_id>``: one capture per shipment, ever."""
+
+    idempotency_key: str
+    authorization_id: str
+    amount_minor: int = Field(ge=0)
+
+
+class VoidPaymentInput(_Payload):
+    """Give back the part of the authorization not captured. ``amount_minor`` None: all of what remains."""
+
+    idempotency_key: str
+    authorization_id: str
+    amount_minor: int | None = None
+
+
+class RefundPaymentInput(_Payload):
+    idempotency_key: str
+    authorization_id: str
+    amount_minor: int = Field(gt=0)
+    reason: str
+
+
+class CancelReleaseInput(_Payload):
+    """Ask the node to stop a released shipment. ``idempotency_key`` is ``order_id:cancel:<shipment_id>``."""
+
+    idempotency_key: str
+    order_id: str
+    shipment_id: str
+    node_id: str
+    provider_reference: str | None
+    reason: str
+
+
+class CancelReleaseResult(_Payload):
+    """``cancelled`` False means too late: the shipment has left (``stage`` says how far it got)."""
+
+    cancelled: bool
+    stage: ShipmentStage | None = None
+
+
+class FollowUpKind(StrEnum):
+    INTERCEPT = "intercept"
+    RETURN = "return"
+    TRACE = "trace"
+
+
+class RequestFollowUpInput(_Payload):
+    """What replaces an undo that is no longer possible: intercept a parcel, ask for a return, trace a parcel."""
+
+    idempotency_key: str
+    order_id: str
+    shipment_id: str
+    kind: FollowUpKind
+    reason: str
+    tracking_number: str | None = None
+
+
+class RequestFollowUpResult(_Payload):
+    reference: str
+
+
+class Audience(StrEnum):
+    CUSTOMER = "customer"
+    CSR = "csr"
+
+
+class NotifyInput(_Payload):
+    """A message to the customer or the CSR queue. ``idempotency_key`` makes a retried send a no-op."""
+
+    idempotency_key: str
+    order_id: str
+    audience: Audience
+    kind: str
+    message: str
+
+
+class NotifyResult(_Payload):
+    delivered: bool
+
+
+class CheckNodesInput(_Payload):
+    node_ids: list[str]
+    day: date
+
+
+class NodeReadiness(_Payload):
+    node_id: str
+    ready: bool
+    # Why not: "paused", "closed", "capacity" (orders or units for the day used up), "unknown".
+    reason: str | None = None
+
+
+class CheckNodesResult(_Payload):
+    nodes: list[NodeReadiness]
+
+
+class NodeAtpInput(_Payload):
+    node_ids: list[str]
+    skus: list[str]
+    customer_id: str | None = None
+
+
+class NodeAtpResult(_Payload):
+    atp: dict[str, dict[str, int]]
+
+
 class PlanOrderInput(_Payload):
+    """``order`` holds only the quantities still to plan (a re-plan passes the remainder). ``only_nodes``
+    forces a CSR's choice of node (a reroute)."""
+
     order: Order
     destination: GeoPoint | None
     attempt: int
     excluded_nodes: list[str] = Field(default_factory=list)
+    only_nodes: list[str] | None = None
 
 
 class ReserveStockInput(_Payload):
@@ -121,6 +411,9 @@ class TimelineEntry(_Payload):
     actor: str
     event: str
     detail: str = ""
+    # Set for an override: the actor's role and the reason code they gave.
+    role: str | None = None
+    reason_code: str | None = None
 
 
 class ShipmentView(_Payload):
@@ -130,6 +423,87 @@ class ShipmentView(_Payload):
     allocations: list[Allocation]
     provider_reference: str | None = None
     tracking_number: str | None = None
+    # The plan attempt that decided it (its reservation and release keys carry it).
+    attempt: int = 1
+    method: Method = Method.DELIVERY
+    service_level: ServiceLevel | None = None
+    cost_minor: int = 0
+    ready_by: datetime | None = None
+    # The promise as first made, and as it stands after delays.
+    promised_date: date | None = None
+    current_promise: date | None = None
+    released_at: datetime | None = None
+    last_event_at: datetime | None = None
+    ready_at: datetime | None = None
+    reminded: bool = False
+    captured_minor: int = 0
+    # Why it ended (cancelled or lost), and what it was replaced by.
+    end_reason: str | None = None
+    escalated: bool = False
+
+    @property
+    def units(self) -> int:
+        return sum(a.quantity for a in self.allocations)
+
+    @property
+    def live(self) -> bool:
+        return self.stage not in (ShipmentStage.CANCELLED, ShipmentStage.LOST)
+
+
+class HoldCode(StrEnum):
+    REVIEW = "review"
+    CSR = "csr"
+    PAYMENT = "payment"
+
+
+class Hold(_Payload):
+    code: HoldCode
+    reason: str
+    actor: str
+    since: datetime
+    escalated_at: datetime | None = None
+
+
+class PaymentState(_Payload):
+    method: PaymentMethod = PaymentMethod.CARD
+    authorization_id: str | None = None
+    authorized_minor: int = 0
+    captured_minor: int = 0
+    refunded_minor: int = 0
+    voided: bool = False
+
+
+class BackorderState(_Payload):
+    since: datetime
+    deadline: datetime
+    next_check: datetime
+    # Set by a stock signal: check now.
+    stock_signalled: bool = False
+
+
+class OrderState(BaseModel):
+    """Everything the order workflow knows: its memory between events and what continue-as-new carries."""
+
+    order: Order
+    stage: OrderStage = OrderStage.RECEIVED
+    attempt: int = 0
+    shipments: list[ShipmentView] = Field(default_factory=list)
+    plan: Plan | None = None
+    destination: GeoPoint | None = None
+    # Units cancelled per line (by the customer, a CSR, or an expired backorder).
+    cancelled: dict[str, int] = Field(default_factory=dict)
+    excluded_nodes: list[str] = Field(default_factory=list)
+    holds: list[Hold] = Field(default_factory=list)
+    payment: PaymentState = Field(default_factory=PaymentState)
+    backorder: BackorderState | None = None
+    reships: int = 0
+    cancel_requested: CancelOrder | None = None
+    seen_events: list[str] = Field(default_factory=list)
+    early_events: list[ShipmentEventReceived] = Field(default_factory=list)
+    failure: str | None = None
+    exception_code: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    runs: int = 1
 
 
 class OrderStatusView(_Payload):
@@ -143,6 +517,12 @@ class OrderStatusView(_Payload):
     plan: Plan | None = None
     failure: str | None = None
     timeline: list[TimelineEntry]
+    holds: list[Hold] = Field(default_factory=list)
+    payment: PaymentState | None = None
+    cancelled: dict[str, int] = Field(default_factory=dict)
+    backorder: BackorderState | None = None
+    exception_code: str | None = None
+    pickup_node_id: str | None = None
 
 
 class ActivityName:
@@ -156,10 +536,34 @@ class ActivityName:
     RELEASE_SHIPMENT = "release_shipment"
     COMMIT_STOCK = "commit_stock"
     EXPIRE_RESERVATIONS = "expire_reservations"
+    SCREEN_ORDER = "screen_order"
+    AUTHORIZE_PAYMENT = "authorize_payment"
+    CAPTURE_PAYMENT = "capture_payment"
+    VOID_PAYMENT = "void_payment"
+    REFUND_PAYMENT = "refund_payment"
+    CANCEL_RELEASE = "cancel_release"
+    REQUEST_FOLLOW_UP = "request_follow_up"
+    NOTIFY = "notify"
+    CHECK_NODES = "check_nodes"
+    NODE_ATP = "node_atp"
 
 
 class SignalName:
     SHIPMENT_EVENT_RECEIVED = "shipment_event_received"
+    SHIPMENT_ISSUE_REPORTED = "shipment_issue_reported"
+    STOCK_AVAILABLE = "stock_available"
+
+
+class UpdateName:
+    HOLD = "hold"
+    RELEASE_HOLD = "release_hold"
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    REROUTE = "reroute"
+    CHANGE_SERVICE_LEVEL = "change_service_level"
+    CHANGE_ADDRESS = "change_address"
+    ADD_NOTE = "add_note"
 
 
 class QueryName:
@@ -207,3 +611,4 @@ class ReservationSweeperStatus(_Payload):
     sweeps_this_run: int
     reservations_released: int
     last_swept_at: datetime | None
+OrderWorkflowInput.model_rebuild()
