@@ -1,4 +1,5 @@
-"""Order validation: checks that need the database (known SKUs) or reference data (the destination)."""
+"""Order validation: gathers what the checks in ``domain.validation`` need (the catalogue, the pickup node) in one
+unit of work, and locates the destination the sourcing engine ranks nodes by."""
 
 from __future__ import annotations
 
@@ -6,9 +7,22 @@ from temporalio import activity
 
 from activities import business_failures
 from domain.errors import OrderInvalid
+from domain.network import NodeRecord
+from domain.validation import PickupNode, describe, validate_order
 from infra.db.uow import UowFactory
 from infra.geo import CityGeocoder
 from workflows.contracts import ActivityName, ValidateOrderInput, ValidateOrderResult
+
+
+def _pickup_view(record: NodeRecord) -> PickupNode:
+    spec = record.spec
+    return PickupNode(
+        node_id=spec.node_id,
+        kind=spec.kind,
+        status=record.status,
+        capabilities=spec.capabilities,
+        location=spec.location,
+    )
 
 
 class ValidationActivities:
@@ -19,11 +33,22 @@ class ValidationActivities:
     @activity.defn(name=ActivityName.VALIDATE_ORDER)
     async def validate_order(self, input: ValidateOrderInput) -> ValidateOrderResult:
         order = input.order
-        async with business_failures(), self._uow() as uow:
+        async with self._uow() as uow:
             wanted = {line.sku for line in order.lines}
             unknown = sorted(wanted - await uow.catalog.known_skus(wanted))
-            if unknown:
-                raise OrderInvalid(f"unknown SKU(s): {', '.join(unknown)}", details={"unknown_skus": unknown})
+            record = None if order.pickup_node_id is None else await uow.network.get_node(order.pickup_node_id)
+        pickup = None if record is None else _pickup_view(record)
+        # The catalogue has no per-order quantity limit per SKU yet; when it has, load it above and pass it here.
+        problems = validate_order(order, unknown_skus=unknown, pickup_node=pickup, sku_max_order_quantity={})
+        if problems:
+            async with business_failures():
+                raise OrderInvalid(
+                    describe(problems),
+                    details={"problems": [p.model_dump() for p in problems], "unknown_skus": unknown},
+                )
+        if pickup is not None:
+            # The customer collects at the node: that is where the goods must go, whatever the billing address says.
+            return ValidateOrderResult(destination=pickup.location, warnings=[])
         destination = self._geocoder.locate(order.ship_to)
         warnings = [] if destination else ["destination could not be located: nodes are not ranked by distance"]
         return ValidateOrderResult(destination=destination, warnings=warnings)
