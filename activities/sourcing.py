@@ -33,6 +33,10 @@ class SourcingActivities:
             now = datetime.now(UTC)
             snapshot = await uow.inventory.snapshot_for_order(order, now=now)
             policy = await uow.policies.active()
+            excluded = set(input.excluded_nodes)
+            if input.only_nodes is not None:
+                # A CSR's reroute: every other node is out of the running, and the explanation says so.
+                excluded |= {n.node_id for n in snapshot.nodes} - set(input.only_nodes)
             async with business_failures():
                 decided = sourcing.plan(
                     order,
@@ -41,8 +45,9 @@ class SourcingActivities:
                     now,
                     destination=input.destination,
                     attempt=input.attempt,
-                    excluded_nodes=input.excluded_nodes,
+                    excluded_nodes=sorted(excluded),
                     policy_version=policy.version_label,
+                    pickup_node_id=order.pickup_node_id,
                 )
             # Two runs racing on the same attempt both leave with the first plan recorded.
             recorded = await uow.plans.record(order.order_id, decided, request=input.model_dump(mode="json"))

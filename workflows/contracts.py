@@ -13,9 +13,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from temporalio.common import SearchAttributeKey
 
+from domain.exceptions import PlaybookSettings, ShipmentIssue
 from domain.lifecycle import OrderStage, ShipmentStage
 from domain.orders import Address, GeoPoint, Order, PaymentMethod, ServiceLevel
-from domain.sourcing import Allocation, Method, Plan, PlannedShipment
+from domain.policy import Method
+from domain.sourcing import Allocation, Plan, PlannedShipment
 
 # Search attributes: business identifiers and states only, never personal data (they are stored unencrypted).
 SA_ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
@@ -35,41 +37,9 @@ class _Payload(BaseModel):
 # --- workflow input and signals -------------------------------------------------------------------------
 
 
-class OrderSettings(_Payload):
-    """The timers and limits of the exception playbooks, fixed for an order when it starts.
-
-    They travel in the workflow input (and across continue-as-new), so changing the defaults affects new
-    orders only and a replay always sees the values the order ran with.
-    """
-
-    # Fraud: a score at or above this holds the order for a CSR's review.
-    fraud_review_threshold: float = Field(default=0.8, ge=0, le=1)
-    # How long a review, a payment-capture hold or a CSR hold waits before it is escalated (then again, each period).
-    escalate_after: timedelta = timedelta(hours=4)
-    # A released shipment the node has not acknowledged within this is cancelled there and planned elsewhere.
-    ack_sla: timedelta = timedelta(hours=2)
-    # Nothing available: wait this long for stock (re-checked each ``backorder_recheck`` and on stock signals),
-    # then cancel the lines still short.
-    backorder_wait: timedelta = timedelta(days=14)
-    backorder_recheck: timedelta = timedelta(hours=6)
-    # A pickup waits this long once ready; a reminder goes out ``pickup_reminder_before`` the deadline.
-    pickup_hold: timedelta = timedelta(days=5)
-    pickup_reminder_before: timedelta = timedelta(days=2)
-    # No carrier event for this long after shipping: the parcel is chased and the CSRs are told.
-    tracking_stall: timedelta = timedelta(days=3)
-    # A carrier delay beyond this (past the promised date) is escalated, not just re-promised.
-    delay_escalation: timedelta = timedelta(days=2)
-    # A parcel lost in transit is re-shipped this many times at most; after that its lines are refunded.
-    max_reships: int = Field(default=1, ge=0)
-    # Plans decided for this order in all (re-plans included) before it fails for good.
-    max_plan_attempts: int = Field(default=12, ge=1)
-    # Continue-as-new once the history has this many events (Temporal also suggests it on its own).
-    history_event_limit: int = Field(default=10_000, ge=100)
-
-
 class OrderWorkflowInput(_Payload):
     order: Order
-    settings: OrderSettings = Field(default_factory=OrderSettings)
+    settings: PlaybookSettings = Field(default_factory=PlaybookSettings)
     # Set only by continue-as-new: everything the previous run knew.
     resume: OrderState | None = None
 
@@ -83,15 +53,6 @@ class ShipmentEventReceived(_Payload):
     occurred_at: datetime
     source: str = "wms"
     tracking_number: str | None = None
-
-
-class ShipmentIssue(StrEnum):
-    """What can go wrong with a released shipment, as its provider or carrier reports it."""
-
-    SHORT_PICKED = "short_picked"
-    REJECTED = "rejected"
-    DELAYED = "delayed"
-    LOST = "lost"
 
 
 class ShortLine(_Payload):
@@ -437,6 +398,8 @@ class ShipmentView(_Payload):
     ready_at: datetime | None = None
     reminded: bool = False
     captured_minor: int = 0
+    # Stock consumed in the ledger once it left the node.
+    stock_settled: bool = False
     # Why it ended (cancelled or lost), and what it was replaced by.
     end_reason: str | None = None
     escalated: bool = False
@@ -470,7 +433,15 @@ class PaymentState(_Payload):
     authorized_minor: int = 0
     captured_minor: int = 0
     refunded_minor: int = 0
-    voided: bool = False
+    voided_minor: int = 0
+    voids: int = 0
+    # ``terms`` over the credit limit, approved by a CSR: invoiced without an authorization.
+    approved_without_authorization: bool = False
+
+    @property
+    def open_minor(self) -> int:
+        """Authorized and neither captured nor given back."""
+        return max(0, self.authorized_minor - self.captured_minor - self.voided_minor)
 
 
 class BackorderState(_Payload):
@@ -504,6 +475,8 @@ class OrderState(BaseModel):
     exception_code: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
     runs: int = 1
+    notices: int = 0
+    review_approved: bool | None = None
 
 
 class OrderStatusView(_Payload):
@@ -611,4 +584,6 @@ class ReservationSweeperStatus(_Payload):
     sweeps_this_run: int
     reservations_released: int
     last_swept_at: datetime | None
+
+
 OrderWorkflowInput.model_rebuild()
