@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.lifecycle import ShipmentStage, has_left_node
+from domain.lifecycle import FINISHED_STAGES, ShipmentStage, has_left_node
 from domain.policy import Method
 
 
@@ -203,6 +203,8 @@ def on_issue(
         reason += f": {detail}" if detail else ""
         return [Escalate(code, reason, shipment.shipment_id), Replan(shipment.shipment_id, reason, shipment.node_id)]
     if issue is ShipmentIssue.DELAYED:
+        if shipment.stage in FINISHED_STAGES:
+            return [Ignore(f"delay reported for {where} after it was {shipment.stage}")]
         return on_delay(shipment, new_estimate, detail=detail, settings=settings)
     # Lost in transit.
     if shipment.stage not in (ShipmentStage.SHIPPED, ShipmentStage.IN_TRANSIT):

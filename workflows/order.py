@@ -846,12 +846,16 @@ class OrderWorkflow:
             )
             if not outcome.cancelled:
                 # Too late: it left the node. Record how far it got, and ask for it back instead.
-                stage = outcome.stage or ShipmentStage.SHIPPED
+                # Without a stage in the answer: a pickup is waiting at the counter, a delivery has shipped.
+                fallback = ShipmentStage.READY_FOR_PICKUP if view.method is Method.PICKUP else ShipmentStage.SHIPPED
+                stage = outcome.stage or fallback
                 if advances(view.stage, stage):
                     view = view.model_copy(update={"stage": stage})
                     self._put(view)
-                self._note(view.node_id, "cancel refused: already shipped", view.shipment_id)
+                self._note(view.node_id, f"cancel refused: {view.stage}", view.shipment_id)
                 undo = playbook.undo_for(view.stage)
+                if undo is Undo.CANCEL_AT_NODE:
+                    return False
             else:
                 self._note(view.node_id, "release cancelled", f"{view.shipment_id}: {reason}")
         if undo in (Undo.INTERCEPT, Undo.RETURN):
