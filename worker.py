@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import structlog
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
@@ -17,6 +16,9 @@ from temporalio.worker import Worker
 
 from activities.fulfilment import FulfilmentActivities
 from activities.inventory import InventoryActivities
+from activities.network import NetworkActivities
+from activities.notify import NotifyActivities
+from activities.payments import FraudActivities, PaymentActivities
 from activities.sourcing import SourcingActivities
 from activities.validation import ValidationActivities
 from infra.db.engine import create_engine, session_factory
@@ -25,7 +27,7 @@ from infra.geo import CityGeocoder
 from infra.interceptors import LoggingInterceptor
 from infra.settings import Settings
 from infra.temporal import connect, prepare_namespace
-from integrations.wms import WmsClient
+from integrations.partners import Partners, partner_clients
 from workflows.contracts import ReservationSweeperInput
 from workflows.order import OrderWorkflow
 from workflows.sweeper import RESERVATION_SWEEPER_WORKFLOW_ID, ReservationSweeperWorkflow
@@ -38,33 +40,55 @@ WORKFLOWS = [OrderWorkflow, ReservationSweeperWorkflow]
 SWEEPER_START_TIMEOUT = timedelta(seconds=10)
 
 
-def build_activities(uow: UowFactory, wms: WmsClient, geocoder: CityGeocoder | None = None) -> list[Callable[..., Any]]:
+def build_activities(
+    uow: UowFactory, partners: Partners, geocoder: CityGeocoder | None = None
+) -> list[Callable[..., Any]]:
     """Every activity the worker serves, bound to its dependencies. Tests build theirs with this too."""
     validation = ValidationActivities(uow, geocoder or CityGeocoder())
     sourcing = SourcingActivities(uow)
     inventory = InventoryActivities(uow)
-    fulfilment = FulfilmentActivities(wms)
+    network = NetworkActivities(uow)
+    fulfilment = FulfilmentActivities(partners.wms)
+    payments = PaymentActivities(partners.payments)
+    fraud = FraudActivities(partners.fraud)
+    notify = NotifyActivities(partners.notifier)
     return [
         validation.validate_order,
+        fraud.screen_order,
         sourcing.plan_order,
+        network.check_nodes,
+        network.node_atp,
         inventory.reserve_stock,
         inventory.commit_stock,
         inventory.consume_stock,
         inventory.release_stock,
         inventory.expire_reservations,
+        payments.authorize_payment,
+        payments.capture_payment,
+        payments.void_payment,
+        payments.refund_payment,
         fulfilment.release_shipment,
+        fulfilment.cancel_release,
+        fulfilment.request_follow_up,
+        notify.notify,
     ]
 
 
 @asynccontextmanager
 async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Worker]:
     engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
-    async with httpx.AsyncClient(base_url=settings.wms_url, timeout=settings.wms_timeout_s) as http:
+    async with partner_clients(
+        wms_url=settings.wms_url,
+        payments_url=settings.payments_url,
+        fraud_url=settings.fraud_url,
+        notify_url=settings.notify_url,
+        timeout_s=settings.wms_timeout_s,
+    ) as partners:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(uow_factory(session_factory(engine)), WmsClient(http)),
+            activities=build_activities(uow_factory(session_factory(engine)), partners),
             interceptors=[LoggingInterceptor()],
             # On SIGTERM, let activities in flight finish (a release in mid-call) before cancelling them.
             graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),

@@ -1,4 +1,5 @@
-"""Releasing shipments to fulfilment providers, exactly once in effect."""
+"""Releasing shipments to fulfilment providers, stopping them, and following up parcels already gone; each
+exactly once in effect (the workflow's idempotency key is sent to the provider as-is)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,23 @@ from temporalio import activity
 
 from activities import business_failures
 from domain.errors import NodeRejected
-from integrations.wms import ProviderRejected, ReleaseLine, ReleaseRequest, WmsClient
-from workflows.contracts import ActivityName, ReleaseShipmentInput, ReleaseShipmentResult
+from integrations.wms import (
+    CancelRequest,
+    FollowUpRequest,
+    ProviderRejected,
+    ReleaseLine,
+    ReleaseRequest,
+    WmsClient,
+)
+from workflows.contracts import (
+    ActivityName,
+    CancelReleaseInput,
+    CancelReleaseResult,
+    ReleaseShipmentInput,
+    ReleaseShipmentResult,
+    RequestFollowUpInput,
+    RequestFollowUpResult,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +43,7 @@ class FulfilmentActivities:
             service_level=input.service_level,
             ship_to=input.ship_to,
             lines=[ReleaseLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in shipment.allocations],
+            method=shipment.method,
         )
         log.info("releasing shipment", shipment_id=shipment.shipment_id, node_id=shipment.node_id)
         async with business_failures():
@@ -39,3 +56,35 @@ class FulfilmentActivities:
         return ReleaseShipmentResult(
             provider_reference=ack.release_id, accepted_at=ack.accepted_at, replayed=ack.replayed
         )
+
+    @activity.defn(name=ActivityName.CANCEL_RELEASE)
+    async def cancel_release(self, input: CancelReleaseInput) -> CancelReleaseResult:
+        """Too late (the shipment has left) is a result, ``cancelled`` False, not a failure."""
+        request = CancelRequest(
+            order_id=input.order_id,
+            node_id=input.node_id,
+            release_id=input.provider_reference,
+            reason=input.reason,
+        )
+        ack = await self._wms.cancel(input.shipment_id, request, idempotency_key=input.idempotency_key)
+        log.info(
+            "release cancelled" if ack.cancelled else "too late to cancel the release",
+            shipment_id=input.shipment_id,
+            node_id=input.node_id,
+            stage=ack.stage,
+            replayed=ack.replayed,
+        )
+        return CancelReleaseResult(cancelled=ack.cancelled, stage=ack.stage)
+
+    @activity.defn(name=ActivityName.REQUEST_FOLLOW_UP)
+    async def request_follow_up(self, input: RequestFollowUpInput) -> RequestFollowUpResult:
+        request = FollowUpRequest(
+            order_id=input.order_id,
+            shipment_id=input.shipment_id,
+            kind=input.kind,
+            reason=input.reason,
+            tracking_number=input.tracking_number,
+        )
+        ack = await self._wms.request_follow_up(request, idempotency_key=input.idempotency_key)
+        log.info("follow-up requested", shipment_id=input.shipment_id, kind=input.kind, reference=ack.reference)
+        return RequestFollowUpResult(reference=ack.reference)

@@ -52,7 +52,7 @@ from infra.services import (  # noqa: E402
 )
 from infra.temporal import DATA_CONVERTER, ensure_search_attributes  # noqa: E402
 from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app  # noqa: E402
-from integrations.wms import WmsClient  # noqa: E402
+from integrations.partners import Partners  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
 from workflows import order_workflow_id  # noqa: E402
 from workflows.contracts import OrderWorkflowInput, ShipmentEventReceived  # noqa: E402
@@ -151,7 +151,7 @@ async def main(orders: int, in_flight: int) -> dict[str, float | int]:
                     client,
                     task_queue="bench",
                     workflows=[*WORKFLOWS, SkeletonWorkflow],
-                    activities=[*build_activities(uow, WmsClient(http)), skeleton_step],
+                    activities=[*build_activities(uow, Partners.over(http)), skeleton_step],
                 ),
             ):
                 run_id = uuid.uuid4().hex[:6]

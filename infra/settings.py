@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows import TASK_QUEUE
@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # Where the API can reach the WMS (the simulator in dev), and where the simulator posts events back.
     wms_url: str = Field(default="http://127.0.0.1:8100", validation_alias=_env("WMS_URL"))
     wms_timeout_s: float = Field(default=10.0, validation_alias=_env("WMS_TIMEOUT_S"))
+    # The payment gateway, fraud screen and notification service; empty means "at wms_url" (the simulator
+    # serves them all in dev). Calls to them use wms_timeout_s too.
+    payments_url: str = Field(default="", validation_alias=_env("PAYMENTS_URL"))
+    fraud_url: str = Field(default="", validation_alias=_env("FRAUD_URL"))
+    notify_url: str = Field(default="", validation_alias=_env("NOTIFY_URL"))
     api_public_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("API_PUBLIC_URL"))
     # HMAC secrets for inbound webhooks; a second one is accepted during rotation.
     webhook_secret: SecretStr = Field(
@@ -75,6 +80,13 @@ class Settings(BaseSettings):
 
     log_format: Literal["console", "json"] = Field(default="console", validation_alias=_env("LOG_FORMAT", bare=True))
     log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL", bare=True))
+
+    @model_validator(mode="after")
+    def _partners_default_to_wms(self) -> Settings:
+        for name in ("payments_url", "fraud_url", "notify_url"):
+            if not getattr(self, name):
+                setattr(self, name, self.wms_url)
+        return self
 
     @property
     def embedded_postgres(self) -> bool:

@@ -1,19 +1,32 @@
-"""The fulfilment-provider port: what a WMS, 3PL, store or dropship vendor implements to receive releases.
+"""The fulfilment-provider port: what a WMS, 3PL, store or dropship vendor implements to receive releases,
+stop them, and (through its carrier) act on parcels already gone.
 
-Wire protocol (JSON over HTTPS):
-``POST /wms/releases`` with header ``Idempotency-Key`` and a ``ReleaseRequest`` body. The provider answers
-``201`` with a ``ReleaseAck`` the first time and ``200`` with the same ack for a repeat of the key; ``409`` or
-``422`` mean it refuses the shipment (a business rejection), anything else is retried by the orchestrator.
+Wire protocol (JSON over HTTPS, every write carries an ``Idempotency-Key`` header):
+
+- ``POST /wms/releases`` with a ``ReleaseRequest`` body. The provider answers ``201`` with a ``ReleaseAck``
+  the first time and ``200`` with the same ack for a repeat of the key; ``409`` or ``422`` mean it refuses
+  the shipment (a business rejection), anything else is retried by the orchestrator.
+- ``POST /wms/shipments/{shipment_id}/cancel`` with a ``CancelRequest`` body. Keyed by our shipment id (not the
+  provider's release id), so a shipment whose release was sent but never acknowledged can be stopped too.
+  ``200`` with a ``CancelAck`` (``cancelled: true``; ``stage`` is how far the shipment got, None if it never
+  arrived, in which case the provider refuses a late release of it). ``409`` with a ``CancelAck`` of
+  ``cancelled: false`` means too late: the shipment has left (``stage`` says how far it got). A repeat of
+  the key answers the first outcome with ``replayed: true``. Anything else is retried.
+- ``POST /carrier/follow-ups`` with a ``FollowUpRequest`` body (intercept a parcel, ask for a return, trace a
+  parcel): ``201`` with a ``FollowUpAck`` the first time, ``200`` with the same ack for a repeat of the key.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from domain.lifecycle import ShipmentStage
 from domain.orders import Address
+from workflows.contracts import FollowUpKind
 
 
 class ReleaseLine(BaseModel):
@@ -33,6 +46,8 @@ class ReleaseRequest(BaseModel):
     service_level: str
     ship_to: Address
     lines: list[ReleaseLine]
+    # "delivery" (picked, packed, shipped to ``ship_to``) or "pickup" (held at the node for the customer).
+    method: str = "delivery"
 
 
 class ReleaseAck(BaseModel):
@@ -41,6 +56,45 @@ class ReleaseAck(BaseModel):
     release_id: str
     shipment_id: str
     accepted_at: datetime
+    replayed: bool = False
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    node_id: str
+    # The provider's reference when the release was acknowledged; informative (the path names the shipment).
+    release_id: str | None = None
+    reason: str = ""
+
+
+class CancelAck(BaseModel):
+    """``cancelled`` False means too late: the shipment has left, ``stage`` says how far it got."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shipment_id: str
+    cancelled: bool
+    stage: ShipmentStage | None = None
+    release_id: str | None = None
+    replayed: bool = False
+
+
+class FollowUpRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    shipment_id: str
+    kind: FollowUpKind
+    reason: str = ""
+    tracking_number: str | None = None
+
+
+class FollowUpAck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    reference: str
     replayed: bool = False
 
 
@@ -67,3 +121,23 @@ class WmsClient:
             raise ProviderRejected(response.status_code, response.text[:500])
         response.raise_for_status()
         return ReleaseAck.model_validate(response.json())
+
+    async def cancel(self, shipment_id: str, request: CancelRequest, *, idempotency_key: str) -> CancelAck:
+        """Stop a released shipment. Too late is an answer (``cancelled`` False), not an exception."""
+        response = await self._http.post(
+            f"/wms/shipments/{quote(shipment_id, safe='')}/cancel",
+            json=request.model_dump(mode="json"),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        if response.status_code != 409:
+            response.raise_for_status()
+        return CancelAck.model_validate(response.json())
+
+    async def request_follow_up(self, request: FollowUpRequest, *, idempotency_key: str) -> FollowUpAck:
+        response = await self._http.post(
+            "/carrier/follow-ups",
+            json=request.model_dump(mode="json"),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        response.raise_for_status()
+        return FollowUpAck.model_validate(response.json())

@@ -16,7 +16,7 @@ from api.errors import ApiError, validation_error
 from api.schemas import WebhookAccepted
 from integrations.webhooks import SIGNATURE_HEADER, ShipmentWebhookEvent, SignatureError, verify
 from workflows import order_workflow_id
-from workflows.contracts import OrderStatusView, ShipmentEventReceived
+from workflows.contracts import OrderStatusView, ShipmentEventReceived, ShipmentIssueReported, SignalName
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -34,7 +34,8 @@ async def wms_event(
     uow: UowDep,
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
 ) -> WebhookAccepted:
-    """A shipment event. Accepted once per event id; a repeat is answered 200 and changes nothing."""
+    """A shipment event: a stage reached (signal ``shipment_event_received``) or an issue (signal
+    ``shipment_issue_reported``). Accepted once per event id; a repeat is answered 200 and changes nothing."""
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
@@ -63,16 +64,10 @@ async def wms_event(
         outcome = "applied"
         try:
             # The workflow also drops an event id it has seen, so a race between two deliveries is harmless.
-            await handle.signal(
-                OrderWorkflow.shipment_event_received,
-                ShipmentEventReceived(
-                    event_id=event.event_id,
-                    shipment_id=event.shipment_id,
-                    stage=event.stage,
-                    occurred_at=event.occurred_at,
-                    tracking_number=event.tracking_number,
-                ),
-            )
+            if event.issue is not None:
+                await handle.signal(SignalName.SHIPMENT_ISSUE_REPORTED, _issue_signal(event))
+            else:
+                await handle.signal(OrderWorkflow.shipment_event_received, _stage_signal(event))
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -87,6 +82,30 @@ async def wms_event(
         )
         await uow.commit()
     return WebhookAccepted(event_id=event.event_id, outcome=outcome)
+
+
+def _stage_signal(event: ShipmentWebhookEvent) -> ShipmentEventReceived:
+    assert event.stage is not None  # the event's validator lets through exactly one of stage and issue
+    return ShipmentEventReceived(
+        event_id=event.event_id,
+        shipment_id=event.shipment_id,
+        stage=event.stage,
+        occurred_at=event.occurred_at,
+        tracking_number=event.tracking_number,
+    )
+
+
+def _issue_signal(event: ShipmentWebhookEvent) -> ShipmentIssueReported:
+    assert event.issue is not None
+    return ShipmentIssueReported(
+        event_id=event.event_id,
+        shipment_id=event.shipment_id,
+        issue=event.issue,
+        occurred_at=event.occurred_at,
+        detail=event.detail,
+        short_lines=event.short_lines,
+        new_estimate=event.new_estimate,
+    )
 
 
 async def _why_not_found(handle: WorkflowHandle[Any, Any]) -> str:

@@ -164,6 +164,48 @@ class InventoryRepository:
             atp[node.node_id][sku] = int(available)
         return NetworkSnapshot(nodes=[nodes[k] for k in sorted(nodes)], atp=dict(atp))
 
+    async def nodes_on(self, node_ids: Iterable[str], day: date) -> dict[str, NodeView]:
+        """These nodes as they stand on ``day`` (a local day): status, holidays and capacity taken that day.
+        An unknown id is left out of the answer."""
+        wanted = sorted(set(node_ids))
+        if not wanted:
+            return {}
+        rows = list(await self._session.scalars(select(Node).where(Node.node_id.in_(wanted))))
+        holidays: dict[str, list[date]] = defaultdict(list)
+        for node_id, holiday in await self._session.execute(
+            select(NodeHoliday.node_id, NodeHoliday.day).where(NodeHoliday.node_id.in_(wanted), NodeHoliday.day == day)
+        ):
+            holidays[node_id].append(holiday)
+        usage: dict[str, list[NodeCapacityUsage]] = defaultdict(list)
+        for row in await self._session.scalars(
+            select(NodeCapacityUsage).where(NodeCapacityUsage.node_id.in_(wanted), NodeCapacityUsage.day == day)
+        ):
+            usage[row.node_id].append(row)
+        return {row.node_id: _node_view(row, holidays.get(row.node_id, ()), usage.get(row.node_id, ())) for row in rows}
+
+    async def atp_at(
+        self, node_ids: Iterable[str], skus: Iterable[str], *, customer_id: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """ATP per node and SKU that ``customer_id`` may plan with (the one ATP rule, tier protection applied).
+
+        Every existing node asked about is in the answer with every SKU asked about: 0 where it holds none.
+        An unknown node id is left out."""
+        nodes, wanted = sorted(set(node_ids)), sorted(set(skus))
+        if not nodes:
+            return {}
+        known = list(await self._session.scalars(select(Node.node_id).where(Node.node_id.in_(nodes))))
+        atp: dict[str, dict[str, int]] = {node_id: dict.fromkeys(wanted, 0) for node_id in known}
+        if not wanted:
+            return atp
+        rows = await self._session.execute(
+            select(Stock.node_id, Stock.sku, atp_expression(_rank(customer_id))).where(
+                Stock.node_id.in_(nodes), Stock.sku.in_(wanted)
+            )
+        )
+        for node_id, sku, available in rows:
+            atp[node_id][sku] = int(available)
+        return atp
+
     async def snapshot_for_order(
         self, order: Order, *, now: datetime, pickup_node_id: str | None = None
     ) -> NetworkSnapshot:

@@ -133,7 +133,7 @@ def test_event_parses():
     ("change", "error_type", "loc"),
     [
         pytest.param({"carrier": "ups"}, "extra_forbidden", "carrier", id="unknown-field"),
-        pytest.param({"stage": "lost"}, "enum", "stage", id="unknown-stage"),
+        pytest.param({"stage": "misplaced"}, "enum", "stage", id="unknown-stage"),
         pytest.param({"stage": "SHIPPED"}, "enum", "stage", id="stage-is-case-sensitive"),
         pytest.param({"event_id": None}, "string_type", "event_id", id="null-event-id"),
         pytest.param({"occurred_at": "yesterday"}, "datetime_from_date_parsing", "occurred_at", id="bad-time"),

@@ -22,7 +22,7 @@ from domain.network import CustomerSegment, CustomerSpec, TransferLaneSpec
 from domain.policy import PolicyDocument
 from infra.db.uow import UowFactory
 from infra.interceptors import LoggingInterceptor
-from integrations.wms import WmsClient
+from integrations.partners import Partners
 from tests.support import AUSTIN, DALLAS, NodeSpec, build_network, make_order, stock_row
 from tests.workflows.conftest import RecordHistory
 from tests.workflows.test_order_workflow import (
@@ -95,7 +95,7 @@ async def test_stock_transferred_into_the_home_branch_is_held_and_consumed_where
         await u.commit()
     order = make_order(net, {"DRILL": 3}).model_copy(update={"customer_id": customer})
 
-    activities = [a for a in build_activities(uow_factory, WmsClient(simulator[1])) if a.__name__ != "plan_order"]
+    activities = [a for a in build_activities(uow_factory, Partners.over(simulator[1])) if a.__name__ != "plan_order"]
     async with Worker(
         temporal_env.client,
         task_queue=f"test-{uuid.uuid4().hex[:8]}",

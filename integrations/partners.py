@@ -1,0 +1,48 @@
+"""The partner systems the worker talks to, as one value the composition root builds and hands out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from integrations.fraud import FraudScreen
+from integrations.notify import Notifier
+from integrations.payments import PaymentGateway
+from integrations.wms import WmsClient
+
+
+@dataclass(frozen=True)
+class Partners:
+    wms: WmsClient
+    payments: PaymentGateway
+    fraud: FraudScreen
+    notifier: Notifier
+
+    @classmethod
+    def over(cls, http: httpx.AsyncClient) -> Partners:
+        """Every partner behind one client (one base URL): the simulator, in dev and in tests."""
+        return cls(wms=WmsClient(http), payments=PaymentGateway(http), fraud=FraudScreen(http), notifier=Notifier(http))
+
+
+@asynccontextmanager
+async def partner_clients(
+    *, wms_url: str, payments_url: str, fraud_url: str, notify_url: str, timeout_s: float
+) -> AsyncIterator[Partners]:
+    """One HTTP client per distinct base URL (partners at the same address share one), closed on exit."""
+    async with AsyncExitStack() as stack:
+        clients: dict[str, httpx.AsyncClient] = {}
+
+        async def client(url: str) -> httpx.AsyncClient:
+            if url not in clients:
+                clients[url] = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=timeout_s))
+            return clients[url]
+
+        yield Partners(
+            wms=WmsClient(await client(wms_url)),
+            payments=PaymentGateway(await client(payments_url)),
+            fraud=FraudScreen(await client(fraud_url)),
+            notifier=Notifier(await client(notify_url)),
+        )

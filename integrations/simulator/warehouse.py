@@ -1,0 +1,386 @@
+"""The simulated warehouses and their carriers: the provider side of ``integrations.wms``.
+
+A release is acknowledged once per idempotency key, however often the key is sent, then played forward as
+signed webhooks: acknowledged, picked, packed, shipped, in transit, delivered (a pickup: acknowledged,
+picked, packed, ready for pickup, and collected only when the behaviour or a test says so). The behaviour
+turns a node's playback into an issue (short pick, delay, loss) or into silence. A cancellation stops the
+playback, unless the shipment has already left. Every request is counted, and every effect recorded, so
+tests can prove "exactly once in effect".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from domain.exceptions import ShipmentIssue
+from domain.lifecycle import ShipmentStage, has_left_node
+from integrations.simulator.config import SimulatorConfig
+from integrations.webhooks import ShipmentWebhookEvent
+from integrations.wms import CancelAck, CancelRequest, FollowUpAck, FollowUpRequest, ReleaseAck, ReleaseRequest
+from workflows.contracts import ShortLine
+
+log = structlog.get_logger(__name__)
+
+Deliver = Callable[[ShipmentWebhookEvent], Awaitable[None]]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+
+DELIVERY_PLAYBACK = (
+    ShipmentStage.ACKNOWLEDGED,
+    ShipmentStage.PICKED,
+    ShipmentStage.PACKED,
+    ShipmentStage.SHIPPED,
+    ShipmentStage.IN_TRANSIT,
+    ShipmentStage.DELIVERED,
+)
+PICKUP_PLAYBACK = (
+    ShipmentStage.ACKNOWLEDGED,
+    ShipmentStage.PICKED,
+    ShipmentStage.PACKED,
+    ShipmentStage.READY_FOR_PICKUP,
+    ShipmentStage.COLLECTED,
+)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ReleaseRecord:
+    key: str
+    request: ReleaseRequest
+    ack: ReleaseAck
+    attempts: int = 1
+    # How far the shipment has got at the provider: set when a step happens, before its webhook is sent.
+    stage: ShipmentStage | None = None
+    # Stages and issues whose webhook the receiver accepted, in order.
+    events_delivered: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def pickup(self) -> bool:
+        return self.request.method == "pickup"
+
+
+@dataclass
+class CancellationRecord:
+    key: str
+    shipment_id: str
+    request: CancelRequest
+    ack: CancelAck
+    attempts: int = 1
+
+
+@dataclass
+class FollowUpRecord:
+    key: str
+    request: FollowUpRequest
+    ack: FollowUpAck
+    attempts: int = 1
+
+
+class SimulatorStats(BaseModel):
+    requests: int
+    effective_releases: int
+    releases: list[dict[str, object]]
+
+
+class CancellationStats(BaseModel):
+    requests: int
+    # Shipments actually stopped (a repeat, or a refusal because it had left, stops nothing).
+    effective_cancellations: int
+    cancellations: list[dict[str, object]]
+
+
+class FollowUpStats(BaseModel):
+    requests: int
+    effective_follow_ups: int
+    follow_ups: list[dict[str, object]]
+
+
+class Warehouse:
+    def __init__(self, config: SimulatorConfig, deliver: Deliver) -> None:
+        self._config = config
+        self._deliver = deliver
+        self.releases: dict[str, ReleaseRecord] = {}
+        self._by_shipment: dict[str, ReleaseRecord] = {}
+        self.cancellations: dict[str, CancellationRecord] = {}
+        # Shipments cancelled before any release of them arrived: a late release is refused.
+        self._cancelled_unknown: set[str] = set()
+        self.follow_ups: dict[str, FollowUpRecord] = {}
+        self.counters = {"releases": 0, "cancellations": 0, "follow_ups": 0}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.resume = asyncio.Event()
+        self.held(config.behaviour.hold_events)
+
+    def held(self, hold: bool) -> None:
+        if hold:
+            self.resume.clear()
+        else:
+            self.resume.set()
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # --- playback ----------------------------------------------------------------------------------------------
+
+    async def _step(self) -> None:
+        await asyncio.sleep(self._config.behaviour.step_delay_s)
+        await self.resume.wait()
+
+    async def _report_stage(self, record: ReleaseRecord, stage: ShipmentStage) -> None:
+        record.stage = stage
+        shipped = stage is ShipmentStage.SHIPPED
+        event = ShipmentWebhookEvent(
+            event_id=f"{record.ack.release_id}:{stage}",
+            order_id=record.request.order_id,
+            shipment_id=record.request.shipment_id,
+            stage=stage,
+            occurred_at=datetime.now(UTC),
+            tracking_number=self.tracking_number(record) if shipped else None,
+        )
+        await self._deliver(event)
+        record.events_delivered.append(stage)
+
+    async def _report_issue(
+        self,
+        record: ReleaseRecord,
+        issue: ShipmentIssue,
+        detail: str,
+        *,
+        short_lines: list[ShortLine] | None = None,
+        new_estimate: date | None = None,
+    ) -> None:
+        event = ShipmentWebhookEvent(
+            event_id=f"{record.ack.release_id}:{issue}",
+            order_id=record.request.order_id,
+            shipment_id=record.request.shipment_id,
+            issue=issue,
+            occurred_at=datetime.now(UTC),
+            short_lines=short_lines or [],
+            new_estimate=new_estimate,
+            detail=detail,
+        )
+        await self._deliver(event)
+        record.events_delivered.append(issue)
+
+    @staticmethod
+    def tracking_number(record: ReleaseRecord) -> str:
+        return f"SIM{record.ack.release_id[-10:].upper()}"
+
+    async def play(self, record: ReleaseRecord) -> None:
+        """Play one release forward; the behaviour is read at each step, so a change applies mid-way."""
+        node = record.request.node_id
+        for stage in PICKUP_PLAYBACK if record.pickup else DELIVERY_PLAYBACK:
+            if stage is ShipmentStage.COLLECTED and not self._config.behaviour.auto_collect:
+                return  # waits at the branch: POST /control/shipments/{id}/collect hands it over
+            await self._step()
+            behaviour = self._config.behaviour
+            if node in behaviour.silent_nodes:
+                log.info("node silent: playback stops", shipment_id=record.request.shipment_id, node_id=node)
+                return
+            if stage is ShipmentStage.PICKED and node in behaviour.short_pick_nodes:
+                lines = [ShortLine(line_id=line.line_id, short_quantity=line.quantity) for line in record.request.lines]
+                await self._report_issue(
+                    record, ShipmentIssue.SHORT_PICKED, f"{node} could not pick any line", short_lines=lines
+                )
+                return
+            await self._report_stage(record, stage)
+            if stage is ShipmentStage.SHIPPED and node in behaviour.delay_nodes:
+                days = behaviour.delay_nodes[node]
+                await self._step()
+                await self._report_issue(
+                    record,
+                    ShipmentIssue.DELAYED,
+                    f"carrier delay of {days} day(s)",
+                    new_estimate=datetime.now(UTC).date() + timedelta(days=days),
+                )
+            if stage is ShipmentStage.IN_TRANSIT and node in self._config.behaviour.lose_nodes:
+                await self._step()
+                await self._report_issue(record, ShipmentIssue.LOST, "the carrier lost the parcel in transit")
+                return
+
+    async def _collect(self, record: ReleaseRecord) -> None:
+        await self._report_stage(record, ShipmentStage.COLLECTED)
+
+    # --- routes ------------------------------------------------------------------------------------------------
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        lock = asyncio.Lock()
+
+        @router.post("/wms/releases", response_model=ReleaseAck, status_code=status.HTTP_201_CREATED)
+        async def release(request: ReleaseRequest, response: Response, idempotency_key: IdempotencyKey) -> ReleaseAck:
+            async with lock:
+                self.counters["releases"] += 1
+                existing = self.releases.get(idempotency_key)
+                if existing is not None:
+                    if existing.request != request:
+                        raise HTTPException(422, "idempotency key reused with a different release")
+                    existing.attempts += 1
+                    response.status_code = status.HTTP_200_OK
+                    return existing.ack.model_copy(update={"replayed": True})
+                if request.node_id in self._config.behaviour.reject_nodes:
+                    raise HTTPException(409, f"node {request.node_id} cannot take this shipment")
+                if request.shipment_id in self._cancelled_unknown:
+                    raise HTTPException(409, f"shipment {request.shipment_id} was cancelled before it arrived")
+                release_id = "REL-" + _digest(idempotency_key)
+                record = ReleaseRecord(
+                    key=idempotency_key,
+                    request=request,
+                    ack=ReleaseAck(
+                        release_id=release_id, shipment_id=request.shipment_id, accepted_at=datetime.now(UTC)
+                    ),
+                )
+                self.releases[idempotency_key] = record
+                self._by_shipment[request.shipment_id] = record
+                record.task = self._spawn(self.play(record))
+            log.info("release accepted", shipment_id=request.shipment_id, release_id=release_id, method=request.method)
+            return record.ack
+
+        @router.get("/wms/releases", response_model=SimulatorStats)
+        async def release_stats() -> SimulatorStats:
+            return SimulatorStats(
+                requests=self.counters["releases"],
+                effective_releases=len(self.releases),
+                releases=[
+                    {
+                        "idempotency_key": r.key,
+                        "release_id": r.ack.release_id,
+                        "order_id": r.request.order_id,
+                        "shipment_id": r.request.shipment_id,
+                        "node_id": r.request.node_id,
+                        "method": r.request.method,
+                        "attempts": r.attempts,
+                        "stage": r.stage,
+                        "cancelled": r.cancelled,
+                        "events_delivered": r.events_delivered,
+                    }
+                    for r in self.releases.values()
+                ],
+            )
+
+        @router.post("/wms/shipments/{shipment_id:path}/cancel", response_model=CancelAck)
+        async def cancel(shipment_id: str, request: CancelRequest, idempotency_key: IdempotencyKey) -> JSONResponse:
+            """200 ``cancelled: true``; 409 ``cancelled: false`` once the shipment has left (too late)."""
+            async with lock:
+                self.counters["cancellations"] += 1
+                existing = self.cancellations.get(idempotency_key)
+                if existing is not None:
+                    if (existing.shipment_id, existing.request) != (shipment_id, request):
+                        raise HTTPException(422, "idempotency key reused with a different cancellation")
+                    existing.attempts += 1
+                    ack = existing.ack.model_copy(update={"replayed": True})
+                else:
+                    ack = self._cancel(shipment_id)
+                    self.cancellations[idempotency_key] = CancellationRecord(idempotency_key, shipment_id, request, ack)
+            log.info("cancellation", shipment_id=shipment_id, cancelled=ack.cancelled, stage=ack.stage)
+            code = status.HTTP_200_OK if ack.cancelled else status.HTTP_409_CONFLICT
+            return JSONResponse(ack.model_dump(mode="json"), status_code=code)
+
+        @router.get("/wms/cancellations", response_model=CancellationStats)
+        async def cancellation_stats() -> CancellationStats:
+            stopped = {c.shipment_id for c in self.cancellations.values() if c.ack.cancelled}
+            return CancellationStats(
+                requests=self.counters["cancellations"],
+                effective_cancellations=len(stopped),
+                cancellations=[
+                    {
+                        "idempotency_key": c.key,
+                        "order_id": c.request.order_id,
+                        "shipment_id": c.shipment_id,
+                        "reason": c.request.reason,
+                        "cancelled": c.ack.cancelled,
+                        "stage": c.ack.stage,
+                        "attempts": c.attempts,
+                    }
+                    for c in self.cancellations.values()
+                ],
+            )
+
+        @router.post("/carrier/follow-ups", response_model=FollowUpAck, status_code=status.HTTP_201_CREATED)
+        async def follow_up(
+            request: FollowUpRequest, response: Response, idempotency_key: IdempotencyKey
+        ) -> FollowUpAck:
+            async with lock:
+                self.counters["follow_ups"] += 1
+                existing = self.follow_ups.get(idempotency_key)
+                if existing is not None:
+                    if existing.request != request:
+                        raise HTTPException(422, "idempotency key reused with a different follow-up")
+                    existing.attempts += 1
+                    response.status_code = status.HTTP_200_OK
+                    return existing.ack.model_copy(update={"replayed": True})
+                ack = FollowUpAck(reference=f"FU-{request.kind.upper()}-{_digest(idempotency_key)[:12]}")
+                self.follow_ups[idempotency_key] = FollowUpRecord(idempotency_key, request, ack)
+            log.info("follow-up opened", shipment_id=request.shipment_id, kind=request.kind, reference=ack.reference)
+            return ack
+
+        @router.get("/carrier/follow-ups", response_model=FollowUpStats)
+        async def follow_up_stats() -> FollowUpStats:
+            return FollowUpStats(
+                requests=self.counters["follow_ups"],
+                effective_follow_ups=len(self.follow_ups),
+                follow_ups=[
+                    {
+                        "idempotency_key": f.key,
+                        "reference": f.ack.reference,
+                        "order_id": f.request.order_id,
+                        "shipment_id": f.request.shipment_id,
+                        "kind": f.request.kind,
+                        "reason": f.request.reason,
+                        "tracking_number": f.request.tracking_number,
+                        "attempts": f.attempts,
+                    }
+                    for f in self.follow_ups.values()
+                ],
+            )
+
+        @router.post("/control/shipments/{shipment_id:path}/collect", status_code=status.HTTP_202_ACCEPTED)
+        async def collect(shipment_id: str) -> dict[str, str]:
+            """The customer collects a pickup shipment that is ready (its webhook is sent in the background)."""
+            record = self._by_shipment.get(shipment_id)
+            if record is None or not record.pickup:
+                raise HTTPException(404, f"no pickup shipment {shipment_id}")
+            if record.cancelled or record.stage is not ShipmentStage.READY_FOR_PICKUP:
+                raise HTTPException(409, f"shipment {shipment_id} is not ready for pickup (stage {record.stage})")
+            record.stage = ShipmentStage.COLLECTED
+            self._spawn(self._collect(record))
+            return {"shipment_id": shipment_id, "stage": ShipmentStage.COLLECTED}
+
+        return router
+
+    def _cancel(self, shipment_id: str) -> CancelAck:
+        """Stop the playback of a shipment unless it has left. Runs without awaiting: nothing interleaves."""
+        record = self._by_shipment.get(shipment_id)
+        if record is None:
+            self._cancelled_unknown.add(shipment_id)
+            return CancelAck(shipment_id=shipment_id, cancelled=True)
+        ack = CancelAck(shipment_id=shipment_id, cancelled=True, stage=record.stage, release_id=record.ack.release_id)
+        if record.cancelled:
+            return ack
+        if record.stage is not None and has_left_node(record.stage):  # shipped or collected: too late
+            return ack.model_copy(update={"cancelled": False})
+        record.cancelled = True
+        if record.task is not None:
+            record.task.cancel()
+        return ack
