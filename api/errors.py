@@ -9,6 +9,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 log = structlog.get_logger(__name__)
@@ -48,6 +50,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(status_code=exc.status_code, content={"message": exc.message, **exc.extra})
+
+    @app.exception_handler(WorkflowUpdateFailedError)
+    async def _update_refused(_: Request, exc: WorkflowUpdateFailedError) -> JSONResponse:
+        # The workflow's validator (or its handler) said no: its reason, verbatim, is the message. Nothing was
+        # recorded in the order's history when a validator refused.
+        cause = exc.cause
+        reason = cause.message if isinstance(cause, FailureError) else str(cause)
+        kind = getattr(cause, "type", None)
+        return JSONResponse(status_code=422, content={"message": reason, "type": kind})
+
+    @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
+    async def _update_timed_out(_: Request, exc: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
+        # A call about an update timed out (the override routes answer 503 or 202 themselves; this is the net
+        # under any other caller). The update may still be applied later.
+        log.warning("update not answered in time", error=str(exc.__cause__ or exc))
+        return JSONResponse(status_code=503, content={"message": "workflow service unavailable, retry later"})
 
     @app.exception_handler(RPCError)
     async def _temporal_error(_: Request, exc: RPCError) -> JSONResponse:

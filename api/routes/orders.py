@@ -1,14 +1,33 @@
-"""Orders: placing one starts its workflow; reading one asks the workflow."""
+"""Orders: placing one starts its workflow; reading one asks the workflow; a CSR's override is an update to it.
+
+An override (hold, release a hold, approve, reject, cancel, reroute, change the service level or the address,
+add a note) is a Temporal update with a validator: the workflow alone decides whether it is still possible, so a
+refusal arrives before anything is written to the order's history, and its reason is returned verbatim (422).
+The actor is the ``X-Actor`` header, as for the rules API; the role (default ``csr``), reason code and note come
+in the body and are kept on the order's timeline.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Response, status
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from fastapi import APIRouter, Header, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -18,13 +37,35 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import SettingsDep, TemporalDep
-from api.errors import ApiError
-from api.schemas import OrderAccepted, OrderCreate, OrderPublic, WorkflowRef
+from api.deps import DEFAULT_ACTOR, ActorHeader, SettingsDep, TemporalDep
+from api.errors import ApiError, validation_error
+from api.schemas import (
+    AddressBody,
+    CancelBody,
+    DecideReviewBody,
+    HoldBody,
+    NoteBody,
+    OrderAccepted,
+    OrderCreate,
+    OrderPublic,
+    OverrideBody,
+    ReleaseHoldBody,
+    RerouteBody,
+    ServiceLevelBody,
+    WorkflowRef,
+)
 from domain.lifecycle import OrderStage
 from infra.settings import Settings
 from workflows import order_workflow_id
-from workflows.contracts import SA_CHANNEL, SA_CUSTOMER_ID, SA_ORDER_STATUS, OrderWorkflowInput
+from workflows.contracts import (
+    SA_CHANNEL,
+    SA_CUSTOMER_ID,
+    SA_ORDER_STATUS,
+    OrderWorkflowInput,
+    Override,
+    OverrideResult,
+    UpdateName,
+)
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -33,6 +74,19 @@ log = structlog.get_logger(__name__)
 REQUEST_FINGERPRINT = "request_sha256"
 # A query needs a worker to answer; without one, say so quickly rather than hang the caller.
 QUERY_TIMEOUT = timedelta(seconds=10)
+# An update needs a worker too: one not accepted (or refused) within this is answered 503,
+UPDATE_TIMEOUT = timedelta(seconds=10)
+# and one accepted but still being carried out this long after is answered 202 (it will be done).
+UPDATE_WAIT = timedelta(seconds=20)
+
+
+def _ref(settings: Settings, description: WorkflowExecutionDescription) -> WorkflowRef:
+    return WorkflowRef(
+        workflow_id=description.id,
+        run_id=description.run_id,
+        status=description.status.name.lower() if description.status else None,
+        ui_url=_ui_url(settings, description.id, description.run_id),
+    )
 
 
 def _ui_url(settings: Settings, workflow_id: str, run_id: str | None) -> str | None:
@@ -46,15 +100,7 @@ async def _workflow_ref(
     settings: Settings, handle: WorkflowHandle[OrderWorkflow, object]
 ) -> tuple[WorkflowRef, Mapping[str, Any]]:
     description = await handle.describe()
-    memo = await description.memo()
-    status_name = description.status.name.lower() if description.status else None
-    ref = WorkflowRef(
-        workflow_id=handle.id,
-        run_id=description.run_id,
-        status=status_name,
-        ui_url=_ui_url(settings, handle.id, description.run_id),
-    )
-    return ref, memo
+    return _ref(settings, description), await description.memo()
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderAccepted)
@@ -127,3 +173,260 @@ async def get_order(order_id: str, client: TemporalDep, settings: SettingsDep) -
             raise ApiError(404, f"order {order_id} not found") from None
         raise
     return OrderPublic(**view.model_dump(), workflow=ref)
+
+
+# --- CSR overrides ------------------------------------------------------------------------------------------
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        description="the same key sent again for the same order and override is applied once (a retry after a 503)",
+    ),
+]
+
+_OVERRIDE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "accepted, still being carried out (a cancel at the node, a re-plan): it will be done"},
+    404: {"description": "no order with this id"},
+    409: {"description": "the order has finished (completed, cancelled, failed or rejected): `stage` says which"},
+    422: {"description": "a malformed body (each error names its field), or the workflow refused: its reason"},
+    503: {"description": "not accepted in time (no worker), or Temporal unreachable: retry with the same key"},
+}
+
+
+async def _require_open(settings: Settings, handle: WorkflowHandle[Any, Any], order_id: str) -> None:
+    """404 for an order that does not exist; 409, with its stage, for one that has finished: its workflow has
+    closed, or its stage is final (completed, cancelled, failed, rejected) while the workflow winds down."""
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, f"order {order_id} not found") from None
+        raise
+    # The workflow writes its stage to this search attribute on every change, so no worker is needed here.
+    stage = description.typed_search_attributes.get(SA_ORDER_STATUS)
+    finished = stage is not None and stage in set(OrderStage) and OrderStage(stage).is_terminal
+    running = description.status == WorkflowExecutionStatus.RUNNING
+    if running and not finished:
+        return
+    if finished:
+        message = f"order {order_id} has finished ({stage}): it can no longer be changed"
+    else:
+        workflow_status = description.status.name.lower() if description.status else "closed"
+        message = f"order {order_id} is no longer running (workflow {workflow_status}, last stage {stage or 'unknown'})"
+    raise ApiError(
+        409, message, order_id=order_id, stage=stage, workflow=_ref(settings, description).model_dump(mode="json")
+    )
+
+
+def _payload(body: OverrideBody, actor: str) -> Override:
+    try:
+        return body.to_payload(actor)
+    except ValidationError as err:
+        # Only the actor can fail here (the body was validated already): name the header it came from.
+        errors = [
+            {**e, "loc": ("header", "X-Actor") if e["loc"] == ("actor",) else ("body", *e["loc"])} for e in err.errors()
+        ]
+        raise validation_error(errors) from None
+
+
+async def _override(
+    client: Client,
+    settings: Settings,
+    order_id: str,
+    update: str,
+    body: OverrideBody,
+    actor: str,
+    idempotency_key: str | None,
+) -> OverrideResult | JSONResponse:
+    """Send one override to the order's workflow and return what it did.
+
+    Two steps: the update is accepted or refused (its validator runs, quickly), then carried out. Some overrides
+    wait for the order's loop (a cancel at the node, a re-plan): if that takes longer than ``UPDATE_WAIT``, the
+    caller gets 202, since an accepted update is durable and will be carried out. Not even accepted within
+    ``UPDATE_TIMEOUT`` (no worker): 503; it may still be applied later, which is what Idempotency-Key is for.
+    The update is sent without a describe first: a closed or unknown workflow answers NOT_FOUND, and only a
+    failure is looked into.
+    """
+    payload = _payload(body, actor)
+    workflow_id = order_workflow_id(order_id)
+    structlog.contextvars.bind_contextvars(order_id=order_id, workflow_id=workflow_id)
+    handle = client.get_workflow_handle(workflow_id)
+    accepted: WorkflowUpdateHandle[OverrideResult] | None = None
+    try:
+        async with asyncio.timeout(UPDATE_TIMEOUT.total_seconds()):
+            accepted = await handle.start_update(
+                update,
+                payload,
+                id=f"{update}:{idempotency_key}" if idempotency_key else None,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=OverrideResult,
+                rpc_timeout=UPDATE_TIMEOUT,
+            )
+        async with asyncio.timeout(UPDATE_WAIT.total_seconds()):
+            result = await accepted.result(rpc_timeout=UPDATE_TIMEOUT)
+    except WorkflowUpdateFailedError as err:
+        await _require_open(settings, handle, order_id)
+        log.info("override refused", update=update, actor=actor, reason=str(err.cause))
+        raise  # api.errors maps it: 422 with the workflow's reason
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            await _require_open(settings, handle, order_id)
+        raise
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+        if accepted is None:
+            log.warning("override not accepted in time", update=update)
+            raise ApiError(
+                503,
+                "the order's workflow did not take the override in time: retry later with the same Idempotency-Key",
+            ) from None
+        log.info("override accepted, still in progress", update=update, update_id=accepted.id)
+        return JSONResponse(
+            status_code=status.HTTP_202_ACCEPTED,
+            content={
+                "message": f"{update} accepted and still in progress: GET /orders/{order_id} shows its effect",
+                "order_id": order_id,
+                "update_id": accepted.id,
+            },
+        )
+    log.info("override applied", update=update, actor=actor, role=payload.role, reason_code=payload.reason_code)
+    return result
+
+
+@router.post("/{order_id}/hold", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def hold_order(
+    order_id: str,
+    body: HoldBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Put a CSR hold on the order: nothing new is planned or released to a node until the hold is lifted
+    with `release-hold` (shipments already released go on; a hold left too long is escalated to the CSR
+    queue). Allowed until the order has finished; refused while it is already on a CSR hold."""
+    return await _override(client, settings, order_id, UpdateName.HOLD, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/release-hold", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def release_hold(
+    order_id: str,
+    body: ReleaseHoldBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Lift a hold (`hold`: `csr` or `payment`; omitted: every hold that is not a review) and let the order go
+    on. Allowed until the order has finished, while such a hold is in force; a review hold is ended by
+    `approve` or `reject` instead."""
+    return await _override(client, settings, order_id, UpdateName.RELEASE_HOLD, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/approve", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def approve_order(
+    order_id: str,
+    body: DecideReviewBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Approve an order held for review (fraud score, credit limit): the review hold is lifted and the order
+    goes on. Allowed only while the order waits for review (a `review` hold, stage `on_hold`)."""
+    return await _override(client, settings, order_id, UpdateName.APPROVE, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/reject", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def reject_order(
+    order_id: str,
+    body: DecideReviewBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Reject an order held for review: its payment authorization is given back, the customer is told, and
+    the order ends `rejected`. Allowed only while the order waits for review (a `review` hold)."""
+    return await _override(client, settings, order_id, UpdateName.REJECT, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/cancel", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def cancel_order(
+    order_id: str,
+    body: CancelBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Cancel the whole order, or only `line_ids`: every unit not yet shipped is cancelled (a released
+    shipment is cancelled at its node, its stock released, the payment given back for what is cancelled; what
+    has shipped is not, and the answer says so). Cancelling the whole order ends it `cancelled`. Allowed until
+    the order has finished; refused for lines the order does not have, for lines with nothing left to cancel,
+    and while a cancellation is already under way."""
+    return await _override(client, settings, order_id, UpdateName.CANCEL, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/reroute", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def reroute_shipment(
+    order_id: str,
+    body: RerouteBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Move one shipment's units to another node (`node_id`): the shipment is cancelled where it was (at the
+    node, if released) and planned again at the chosen node only. The answer shows `before` and `after`
+    (nodes, cost, promised date, stock at both nodes). Allowed until the shipment has shipped (or is ready for
+    pickup); refused for an unknown or ended shipment, the node it already comes from, and a pickup shipment.
+    Accepted but not carried out (422 of type `OverrideRefused`) when the node cannot hold the units: the
+    shipment is then planned again by the usual rules."""
+    return await _override(client, settings, order_id, UpdateName.REROUTE, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/service-level", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def change_service_level(
+    order_id: str,
+    body: ServiceLevelBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Change the service level (`standard`, `expedited`): the shipments not released yet are planned again
+    under it (`before` and `after` in the answer). Allowed once the order is validated and until its first
+    shipment is released; refused for a pickup order and for the level it already has."""
+    return await _override(client, settings, order_id, UpdateName.CHANGE_SERVICE_LEVEL, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/address", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def change_address(
+    order_id: str,
+    body: AddressBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Change where the order is delivered (`ship_to`): the address is located again and the shipments not
+    released yet are planned again for it (`before` and `after` in the answer). Allowed once the order is
+    validated and until its first shipment is released."""
+    return await _override(client, settings, order_id, UpdateName.CHANGE_ADDRESS, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/notes", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def add_note(
+    order_id: str,
+    body: NoteBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Add a note to the order's timeline (with the actor, role and reason code); nothing else changes.
+    Allowed until the order has finished."""
+    return await _override(client, settings, order_id, UpdateName.ADD_NOTE, body, actor, idempotency_key)
