@@ -18,6 +18,9 @@ class ErrorType(StrEnum):
     PAYMENT_DECLINED = "PaymentDeclined"
     CREDIT_LIMIT_EXCEEDED = "CreditLimitExceeded"
     CAPTURE_FAILED = "CaptureFailed"
+    # A CSR override refused by the workflow's validator (nothing changed), or refused while being carried out.
+    OVERRIDE_INVALID = "OverrideInvalid"
+    OVERRIDE_REFUSED = "OverrideRefused"
 
 
 class BusinessError(Exception):

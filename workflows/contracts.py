@@ -15,7 +15,7 @@ from temporalio.common import SearchAttributeKey
 
 from domain.exceptions import PlaybookSettings, ShipmentIssue
 from domain.lifecycle import OrderStage, ShipmentStage
-from domain.orders import Address, GeoPoint, Order, PaymentMethod, ServiceLevel
+from domain.orders import Address, GeoPoint, NodeId, Order, PaymentMethod, ServiceLevel
 from domain.policy import Method
 from domain.sourcing import Allocation, Plan, PlannedShipment
 
@@ -110,7 +110,7 @@ class HoldOrder(Override):
 
 class ReleaseHold(Override):
     # Which hold to lift (``csr``, ``payment``); None lifts every hold that is not a review.
-    hold: str | None = None
+    hold: HoldCode | None = None
 
 
 class DecideReview(Override):
@@ -123,8 +123,8 @@ class CancelOrder(Override):
 
 
 class RerouteShipment(Override):
-    shipment_id: str
-    node_id: str
+    shipment_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    node_id: NodeId
 
 
 class ChangeServiceLevel(Override):
@@ -136,7 +136,7 @@ class ChangeAddress(Override):
 
 
 class AddNote(Override):
-    pass
+    note: Text
 
 
 class PlanEffect(_Payload):
@@ -223,7 +223,7 @@ class RefundPaymentInput(_Payload):
 
 
 class CancelReleaseInput(_Payload):
-    """Ask the node to stop a released shipment. ``idempotency_key`` is ``order_id:cancel:<shipment_id>``."""
+    """Ask the node to stop a released shipment. ``idempotency_key`` is ``<shipment_id>:cancel``."""
 
     idempotency_key: str
     order_id: str

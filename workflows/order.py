@@ -103,7 +103,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.order_v1 import LegacyOrderFlow
 
 # Behaviour changes, named so that histories recorded before them still replay (see docs/operations.md).
-PATCH_HOLD_EARLY_EVENTS = "hold-early-shipment-events"
 # The lifecycle with validation holds, payments, playbooks and overrides. Runs without its marker were
 # started by the first version and finish in ``workflows.order_v1``.
 PATCH_LIFECYCLE_V2 = "lifecycle-v2"
@@ -175,7 +174,12 @@ class OverrideRefused(ApplicationError):
     """An override that passed validation but could not be carried out (the answer says why)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, type="OverrideRefused", non_retryable=True)
+        super().__init__(message, type=ErrorType.OVERRIDE_REFUSED, non_retryable=True)
+
+
+def _invalid(message: str) -> ApplicationError:
+    """A validator's refusal: the update is rejected before anything is written to history."""
+    return ApplicationError(message, type=ErrorType.OVERRIDE_INVALID, non_retryable=True)
 
 
 @dataclass
@@ -407,6 +411,8 @@ class OrderWorkflow:
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._commands)
+        if self._wake or self._issues:
+            return  # a message arrived meanwhile: handle it first, continue as new on a later turn
         s = self._s
         s.runs += 1
         workflow.continue_as_new(OrderWorkflowInput(order=s.order, settings=self._settings, resume=s))
@@ -549,6 +555,8 @@ class OrderWorkflow:
         early, s.early_events = s.early_events, []
         for event in early:
             self._apply_event(event)
+        # Held events may have moved a shipment on (shipped: settle and capture it).
+        self._wake = self._wake or bool(early)
 
     def _enter_backorder(self, reason: str) -> None:
         s = self._s
@@ -680,6 +688,8 @@ class OrderWorkflow:
             and view.captured_minor == 0
             and p.authorization_id is not None
             and self._amount_of(view) > 0
+            # A re-ship replaces units already paid for: nothing is left to capture for it.
+            and p.open_minor > 0
         )
 
     async def _capture(self, view: ShipmentView) -> None:
@@ -719,7 +729,7 @@ class OrderWorkflow:
         await _partner(
             ActivityName.VOID_PAYMENT,
             VoidPaymentInput(
-                idempotency_key=payment_key(s.order.order_id, f"void:{n}"),
+                idempotency_key=payment_key(s.order.order_id, f"void:{n}:{amount}"),
                 authorization_id=s.payment.authorization_id,
                 amount_minor=amount,
             ),
@@ -730,22 +740,25 @@ class OrderWorkflow:
         self._note("payment", "authorization released", f"{amount} {s.order.currency}: {reason}")
 
     async def _refund(self, view: ShipmentView, reason: str) -> None:
+        """Pay back what the customer paid for these units: captured with this shipment, or with the one it
+        replaced (a re-ship is not charged again)."""
         s = self._s
-        if view.captured_minor <= 0 or s.payment.authorization_id is None:
+        amount = min(self._amount_of(view), s.payment.captured_minor - s.payment.refunded_minor)
+        if amount <= 0 or s.payment.authorization_id is None:
             return
         await _partner(
             ActivityName.REFUND_PAYMENT,
             RefundPaymentInput(
                 idempotency_key=payment_key(s.order.order_id, f"refund:{view.shipment_id}"),
                 authorization_id=s.payment.authorization_id,
-                amount_minor=view.captured_minor,
+                amount_minor=amount,
                 reason=reason,
             ),
             PaymentResult,
-            f"refund {view.captured_minor} for {view.shipment_id}",
+            f"refund {amount} for {view.shipment_id}",
         )
-        s.payment = s.payment.model_copy(update={"refunded_minor": s.payment.refunded_minor + view.captured_minor})
-        self._note("payment", "refunded", f"{view.captured_minor} {s.order.currency} for {view.shipment_id}: {reason}")
+        s.payment = s.payment.model_copy(update={"refunded_minor": s.payment.refunded_minor + amount})
+        self._note("payment", "refunded", f"{amount} {s.order.currency} for {view.shipment_id}: {reason}")
 
     async def _give_back_money(self, reason: str) -> None:
         await self._void(self._s.payment.open_minor, reason)
@@ -809,6 +822,7 @@ class OrderWorkflow:
                     await self._end_shipment(self._view(sid), reason)
                 case playbook.Reship(shipment_id=sid, reason=reason):
                     s.reships += 1
+                    self._wake = True
                     self._put(self._view(sid).model_copy(update={"stage": ShipmentStage.LOST, "end_reason": reason}))
                     self._note("playbook", "re-shipping", f"{sid}: {reason}")
                 case playbook.CancelShipment(shipment_id=sid, reason=reason):
@@ -872,6 +886,8 @@ class OrderWorkflow:
             self._view(view.shipment_id).model_copy(update={"stage": ShipmentStage.CANCELLED, "end_reason": reason})
         )
         self._note("inventory", "shipment ended; stock given back", f"{view.shipment_id}: {reason}")
+        # Its units need a new plan or a cancellation: the loop goes round again.
+        self._wake = True
         workflow.upsert_search_attributes([SA_NODES.value_set(sorted({v.node_id for v in self._live()}))])
         return True
 
@@ -976,10 +992,16 @@ class OrderWorkflow:
                 s.order = s.order.model_copy(update={"service_level": level})
                 return await self._replan_unreleased(request, f"service level now {level}")
             case ChangeAddress(ship_to=address):
-                s.order = s.order.model_copy(update={"ship_to": address})
-                validation = await _local(
-                    ActivityName.VALIDATE_ORDER, ValidateOrderInput(order=s.order), ValidateOrderResult
-                )
+                changed = s.order.model_copy(update={"ship_to": address})
+                try:
+                    validation = await _local(
+                        ActivityName.VALIDATE_ORDER, ValidateOrderInput(order=changed), ValidateOrderResult
+                    )
+                except ActivityFailure as err:
+                    if _failure_type(err) == ErrorType.ORDER_INVALID:
+                        raise OverrideRefused(f"the new address is not valid: {_failure_message(err)}") from None
+                    raise
+                s.order = changed
                 s.destination = validation.destination
                 return await self._replan_unreleased(request, f"ship to {address.city}, {address.country}")
         raise AssertionError(f"unknown command {request!r}")
@@ -1152,7 +1174,7 @@ class OrderWorkflow:
     def _validate_hold(self, request: HoldOrder) -> None:
         self._require_open()
         if self._hold(HoldCode.CSR):
-            raise ValueError("the order is already on a CSR hold")
+            raise _invalid("the order is already on a CSR hold")
 
     @workflow.update(name=UpdateName.RELEASE_HOLD)
     def release_hold(self, request: ReleaseHold) -> OverrideResult:
@@ -1167,9 +1189,9 @@ class OrderWorkflow:
     def _validate_release_hold(self, request: ReleaseHold) -> None:
         self._require_open()
         if request.hold == HoldCode.REVIEW:
-            raise ValueError("a review hold is ended by approve or reject, not by release-hold")
+            raise _invalid("a review hold is ended by approve or reject, not by release-hold")
         if not any(h.code is not HoldCode.REVIEW and request.hold in (None, h.code) for h in self._s.holds):
-            raise ValueError(f"no {request.hold or 'CSR or payment'} hold to lift")
+            raise _invalid(f"no {request.hold or 'CSR or payment'} hold to lift")
 
     @workflow.update(name=UpdateName.APPROVE)
     def approve(self, request: DecideReview) -> OverrideResult:
@@ -1219,14 +1241,14 @@ class OrderWorkflow:
         s = self._s
         self._require_open()
         if s.cancel_requested is not None:
-            raise ValueError("the order is already being cancelled")
+            raise _invalid("the order is already being cancelled")
         if request.line_ids is not None:
             known = {line.line_id for line in s.order.lines}
             unknown = sorted(set(request.line_ids) - known)
             if unknown:
-                raise ValueError(f"unknown line_ids: {', '.join(unknown)}")
+                raise _invalid(f"unknown line_ids: {', '.join(unknown)}")
             if all(self._cancellable_units(lid) == 0 for lid in request.line_ids):
-                raise ValueError("nothing left to cancel on those lines: every unit has shipped or was cancelled")
+                raise _invalid("nothing left to cancel on those lines: every unit has shipped or was cancelled")
 
     @workflow.update(name=UpdateName.REROUTE)
     async def reroute(self, request: RerouteShipment) -> OverrideResult:
@@ -1238,15 +1260,15 @@ class OrderWorkflow:
         self._require_open()
         view = self._find(request.shipment_id)
         if view is None:
-            raise ValueError(f"unknown shipment_id {request.shipment_id!r}")
+            raise _invalid(f"unknown shipment_id {request.shipment_id!r}")
         if not view.live:
-            raise ValueError(f"shipment {request.shipment_id} has ended ({view.stage})")
+            raise _invalid(f"shipment {request.shipment_id} has ended ({view.stage})")
         if has_left_node(view.stage) or view.stage is ShipmentStage.READY_FOR_PICKUP:
-            raise ValueError(f"shipment {request.shipment_id} is already {view.stage} at {view.node_id}")
+            raise _invalid(f"shipment {request.shipment_id} is already {view.stage} at {view.node_id}")
         if view.node_id == request.node_id:
-            raise ValueError(f"shipment {request.shipment_id} already comes from {request.node_id}")
+            raise _invalid(f"shipment {request.shipment_id} already comes from {request.node_id}")
         if self._s.order.is_pickup and view.method is Method.PICKUP:
-            raise ValueError("a pickup shipment is collected at the customer's branch: change the branch instead")
+            raise _invalid("a pickup shipment is collected at the customer's branch: change the branch instead")
 
     @workflow.update(name=UpdateName.CHANGE_SERVICE_LEVEL)
     async def change_service_level(self, request: ChangeServiceLevel) -> OverrideResult:
@@ -1256,9 +1278,9 @@ class OrderWorkflow:
     def _validate_change_service_level(self, request: ChangeServiceLevel) -> None:
         self._require_open()
         if self._s.order.is_pickup:
-            raise ValueError("a pickup order has no shipping service level")
+            raise _invalid("a pickup order has no shipping service level")
         if request.service_level == self._s.order.service_level:
-            raise ValueError(f"the order is already {request.service_level}")
+            raise _invalid(f"the order is already {request.service_level}")
         self._require_unreleased("the service level")
 
     @workflow.update(name=UpdateName.CHANGE_ADDRESS)
@@ -1272,37 +1294,37 @@ class OrderWorkflow:
 
     @workflow.update(name=UpdateName.ADD_NOTE)
     def add_note(self, request: AddNote) -> OverrideResult:
-        self._journal(request, "note", request.note)
+        self._journal(request, "note")
         return self._answer("note added")
 
     @add_note.validator
     def _validate_add_note(self, request: AddNote) -> None:
         if self._legacy:
-            raise ValueError("this order runs the first lifecycle version, which takes no overrides")
+            raise _invalid("this order runs the first lifecycle version, which takes no overrides")
         if not request.note.strip():
-            raise ValueError("note: empty")
+            raise _invalid("note: empty")
 
     def _require_open(self) -> None:
         s = self._s
         if self._legacy:
-            raise ValueError("this order runs the first lifecycle version, which takes no overrides")
+            raise _invalid("this order runs the first lifecycle version, which takes no overrides")
         if s.stage.is_terminal:
-            raise ValueError(f"the order is {s.stage}: it can no longer change")
+            raise _invalid(f"the order is {s.stage}: it can no longer change")
 
     def _require_review(self) -> None:
         self._require_open()
         if self._hold(HoldCode.REVIEW) is None:
-            raise ValueError(f"the order is not waiting for review (it is {self._s.stage})")
+            raise _invalid(f"the order is not waiting for review (it is {self._s.stage})")
 
     def _require_unreleased(self, what: str) -> None:
         s = self._s
         if s.stage in (OrderStage.RECEIVED, OrderStage.ON_HOLD):
-            raise ValueError(f"the order is still being validated; change {what} once it is validated")
+            raise _invalid(f"the order is still being validated; change {what} once it is validated")
         released = [v.shipment_id for v in self._live() if v.stage is not ShipmentStage.PLANNED]
         if released:
-            raise ValueError(f"{what} can no longer change: {', '.join(released)} already released")
+            raise _invalid(f"{what} can no longer change: {', '.join(released)} already released")
         if s.cancel_requested is not None:
-            raise ValueError("the order is being cancelled")
+            raise _invalid("the order is being cancelled")
 
     # --- query --------------------------------------------------------------------------------------------
 
@@ -1418,7 +1440,9 @@ class OrderWorkflow:
             self._set_stage(stage, "system")
 
     def _journal(self, request: Override, event: str, detail: str = "") -> None:
-        """An override in the timeline: who, in which role, why."""
+        """An override in the timeline: who, in which role, why. The loop then looks again (the override may
+        have given it work, and the history grew)."""
+        self._wake = True
         text = "; ".join(part for part in (detail, request.note) if part)
         self._s.timeline.append(
             TimelineEntry(

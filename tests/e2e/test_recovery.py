@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -133,29 +134,39 @@ async def test_reset_to_first_task_repeats_no_release_or_reservation(
     assert [(j.on_hand_before - j.on_hand_after) for j in shipped] == [3], "stock left the building once"
 
 
-async def test_reset_after_a_node_refused_plans_again_and_holds_stock(
+async def test_node_refusal_is_planned_around_and_a_reset_repeats_nothing(
     http: httpx.AsyncClient,
     simulator_http: httpx.AsyncClient,
     stack: Stack,
     network: SeededNetwork,
     uow_factory: UowFactory,
 ) -> None:
-    """The refused order's hold was released by compensation; after the cause is fixed, a reset must hold
-    stock again (under a new attempt), not carry on with units it no longer has."""
-    austin = network.node("AUSTIN")
+    """Austin refuses: its hold is given back and the order ships from Newark. A reset of the finished order
+    then replays the recorded plans: the first one's hold stays released (its key cannot be replayed into a
+    hold), the second's is recognised, and Newark's release goes out again under the same key."""
+    austin, newark = network.node("AUSTIN"), network.node("NEWARK")
     await simulator_http.patch("/control/behaviour", json={"step_delay_s": 0.1, "reject_nodes": [austin]})
     body = order_body(network, quantity=2)
     order_id = body["order_id"]
     assert (await http.post("/orders", json=body)).status_code == 201
-    await eventually(lambda: order_stage(http, order_id), lambda s: s == "failed", timeout_s=60)
-
-    await simulator_http.patch("/control/behaviour", json={"reject_nodes": []})
-    await reset_to_first_task(stack, order_id)
     await eventually(lambda: order_stage(http, order_id), lambda s: s == "completed", timeout_s=60)
+    first_run = (await _order(http, order_id))["workflow"]["run_id"]
+
+    await reset_to_first_task(stack, order_id)
+    order = await eventually(
+        lambda: _order(http, order_id),
+        lambda o: o["workflow"]["run_id"] != first_run and o["stage"] == "completed",
+        timeout_s=60,
+    )
+    assert any(e["event"] == "escalated: NodeRejected" for e in order["timeline"])
 
     async with uow_factory() as uow:
         held = sorted((r.reservation_key, r.state) for r in await uow.inventory.reservations_for(order_id))
     assert held == [(f"{order_id}:reserve:plan-1", "released"), (f"{order_id}:reserve:plan-2", "consumed")]
     stats = (await simulator_http.get("/wms/releases")).json()
     mine = [(r["shipment_id"], r["attempts"]) for r in stats["releases"] if r["order_id"] == order_id]
-    assert mine == [(f"{order_id}:p2:{austin}", 1)]
+    assert mine == [(f"{order_id}:p2:{newark}", 2)]
+
+
+async def _order(http: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
+    return dict((await http.get(f"/orders/{order_id}")).json())
