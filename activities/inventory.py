@@ -85,6 +85,9 @@ class InventoryActivities:
             released += count
             batches += 1
             more_due = count == input.batch_size
+            # One sweep may run many batches: tell the server it is alive, so a dead worker's sweep is retried
+            # after the heartbeat timeout rather than the whole start-to-close timeout.
+            activity.heartbeat(batches)
         if released:
             log.info("expired reservations released", reservations=released, batches=batches, swept_at=now)
         return ExpireReservationsResult(

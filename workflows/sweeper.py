@@ -27,6 +27,8 @@ RESERVATION_SWEEPER_WORKFLOW_ID = "reservation-sweeper"
 # A sweep touches only PostgreSQL; a failure (database restarting) retries without limit, capped at the
 # sweep interval's order of magnitude, and the next sweep would catch up anyway.
 SWEEP_TIMEOUT = timedelta(minutes=2)
+# Each batch heartbeats; a sweep that goes quiet this long is presumed lost with its worker and retried.
+SWEEP_HEARTBEAT = timedelta(seconds=30)
 SWEEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -48,6 +50,7 @@ class ReservationSweeperWorkflow:
                 ExpireReservationsInput(batch_size=input.batch_size),
                 result_type=ExpireReservationsResult,
                 start_to_close_timeout=SWEEP_TIMEOUT,
+                heartbeat_timeout=SWEEP_HEARTBEAT,
                 retry_policy=SWEEP_RETRY,
             )
             self._sweeps += 1

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities.inventory import InventoryActivities
 from activities.sourcing import SourcingActivities
@@ -564,9 +565,11 @@ async def test_the_expire_activity_sweeps_in_bounded_batches_at_its_own_clock(uo
     inventory = InventoryActivities(uow_factory, clock=lambda: NOW)
     sweep = ExpireReservationsInput(batch_size=1, max_batches=2)
 
-    first = await inventory.expire_reservations(sweep)
+    # In an activity context (it heartbeats per batch), as a worker would run it.
+    env = ActivityEnvironment()
+    first = await env.run(inventory.expire_reservations, sweep)
     assert (first.swept_at, first.reservations_released, first.batches, first.more_due) == (NOW, 2, 2, True)
-    second = await inventory.expire_reservations(sweep)
+    second = await env.run(inventory.expire_reservations, sweep)
     assert (second.reservations_released, second.batches, second.more_due) == (1, 2, False)
     assert await stock_row(uow_factory, net.node("AUSTIN"), net.sku("DRILL")) == (10, 0)
 
