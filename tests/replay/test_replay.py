@@ -31,11 +31,13 @@ async def test_history_replays(path: Path) -> None:
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
 
 
-async def test_replay_catches_a_workflow_that_changed_its_mind() -> None:
+@pytest.mark.parametrize("name", ["delivered", "v2_delivered", "short_pick_replanned"])
+async def test_replay_catches_a_workflow_that_changed_its_mind(name: str) -> None:
+    """Histories of both lifecycle versions: a changed command sequence is caught, whichever path ran."""
     from tests.replay.broken_workflow import ReorderedOrderWorkflow
 
-    path = next(p for p in HISTORIES if p.stem == "delivered")
-    history = WorkflowHistory.from_json("order:delivered", path.read_text())
+    path = next(p for p in HISTORIES if p.stem == name)
+    history = WorkflowHistory.from_json(f"order:{name}", path.read_text())
     replayer = Replayer(workflows=[ReorderedOrderWorkflow], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None

@@ -34,6 +34,7 @@ from workflows.contracts import (
     ActivityName,
     AddNote,
     CancelOrder,
+    ChangeAddress,
     ChangeServiceLevel,
     CheckNodesInput,
     CheckNodesResult,
@@ -715,6 +716,50 @@ async def test_hold_stops_planning_until_released_and_service_level_can_change_m
         final = await handle.result()
     note = next(e for e in final.timeline if e.event == "note")
     assert (note.actor, note.detail) == ("ana@csr", "customer called twice")
+
+
+async def test_address_change_before_release_replans_and_a_bad_address_changes_nothing(
+    new_worker: NewWorker, uow_factory: UowFactory
+) -> None:
+    net = await two_dcs(uow_factory)
+    order = make_order(net, {"DRILL": 1})
+    newark = order.ship_to.model_copy(
+        update={"city": "Newark", "region": "NJ", "postal_code": "07102", "location": NEWARK}
+    )
+    async with new_worker() as worker:
+        handle = await start(worker, order)
+        await handle.execute_update(OrderWorkflow.hold, HoldOrder(**CSR))
+        await wait_for_stage(handle, OrderStage.VALIDATED)
+        bad = newark.model_copy(update={"postal_code": "ABCDE"})
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await override(handle, OrderWorkflow.change_address, ChangeAddress(**CSR, ship_to=bad))
+        assert "postal_code" in str(refused.value.cause)
+        assert (await status(handle)).stage is OrderStage.VALIDATED
+
+        await override(handle, OrderWorkflow.change_address, ChangeAddress(**CSR, ship_to=newark))
+        await handle.execute_update(OrderWorkflow.release_hold, ReleaseHold(**CSR))
+        released = await wait_for_stage(handle, OrderStage.RELEASED)
+        # The nearest node to the new address now ships it.
+        assert released.shipments[0].node_id == net.node("NEWARK")
+        await report(handle, released.shipments[0].shipment_id, *ALL_THE_WAY)
+        assert (await handle.result()).stage is OrderStage.COMPLETED
+
+
+async def test_cancelling_a_backordered_order_holds_nothing_and_charges_nothing(
+    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator
+) -> None:
+    net = await two_dcs(uow_factory, austin=0, newark=0)
+    order = priced(make_order(net, {"DRILL": 2}))
+    async with new_worker() as worker:
+        handle = await start(worker, order)
+        await wait_for_stage(handle, OrderStage.BACKORDERED)
+        answer = await override(handle, OrderWorkflow.cancel, CancelOrder(**CSR))
+        assert answer.stage is OrderStage.CANCELLED
+        final = await handle.result()
+    assert final.cancelled == {"1": 2}
+    assert final.backorder is None
+    money = await ledger(simulator, order.order_id)
+    assert (money["authorized_minor"], money["voided_minor"], money["captured_minor"]) == (2 * PRICE, 2 * PRICE, 0)
 
 
 async def test_overrides_racing_completion_are_applied_or_refused_never_lost(
