@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.backorders import BACKORDER_NOTIFIER_ATTR
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.routes import health, inventory, inventory_feeds, network, orders, rules, webhooks
@@ -31,6 +32,10 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         try:
             yield
         finally:
+            # Stock-arrival signals still in flight are sent before the process goes (each is bounded in time).
+            notifier = getattr(app.state, BACKORDER_NOTIFIER_ATTR, None)
+            if notifier is not None:
+                await notifier.drain()
             await engine.dispose()
 
     app = FastAPI(

@@ -8,6 +8,9 @@ A batch id names each batch in the journal (``source_ref`` = ``<batch id>:row <n
 ``Idempotency-Key`` header when sent, otherwise a hash of the content, so a retried POST of the same
 adjustments is answered with the first outcome (``replayed: true``) instead of moving stock twice.
 
+Once a batch is committed, the running backordered orders are told which SKUs went up (``api.backorders``), in the
+background: the answer does not wait for it, and a failure there never fails the feed.
+
 The CSV import takes the file as the raw request body (``Content-Type: text/csv``), not multipart: one
 ``curl --data-binary @file.csv`` sends it, the batch id can hash the exact bytes, and no form parser is needed.
 """
@@ -15,7 +18,7 @@ The CSV import takes the file as the raw request body (``Content-Type: text/csv`
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api.backorders import BackorderNotifier, BackorderNotifierDep, RaisedStock
 from api.deps import UowDep
 from api.errors import ApiError
 from domain.feeds import (
@@ -146,7 +150,13 @@ async def _apply(
     *,
     actor: str,
     source: str,
+    notifier: BackorderNotifier,
+    rows: Sequence[FeedRow[Any]] = (),
 ) -> FeedReport:
+    """Apply one batch, commit it if accepted, then (committed, not replayed) wake the orders waiting for its SKUs.
+
+    ``rows`` are the batch's lines by row number, so snapshot rows that set safety stock count as raising it too.
+    """
     async with uow:
         try:
             report = await apply(uow.feeds)
@@ -169,6 +179,7 @@ async def _apply(
         raise ApiError(422, report.summary(), **report.model_dump(mode="json"))
     if report.replayed:
         response.headers[REPLAYED_HEADER] = "true"
+    notifier.notify_soon(RaisedStock.of_feed(report, rows))
     return report
 
 
@@ -177,6 +188,7 @@ async def post_snapshot(
     body: SnapshotFeed,
     response: Response,
     uow: UowDep,
+    notifier: BackorderNotifierDep,
     actor: ActorHeader = DEFAULT_ACTOR,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> FeedReport:
@@ -194,6 +206,8 @@ async def post_snapshot(
         lambda feeds: feeds.apply_snapshot(rows, batch_id=batch_id, as_of=as_of, actor=actor, source=body.source),
         actor=actor,
         source=body.source,
+        notifier=notifier,
+        rows=rows,
     )
 
 
@@ -202,6 +216,7 @@ async def post_adjustments(
     body: AdjustmentFeed,
     response: Response,
     uow: UowDep,
+    notifier: BackorderNotifierDep,
     actor: ActorHeader = DEFAULT_ACTOR,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> FeedReport:
@@ -215,6 +230,7 @@ async def post_adjustments(
         lambda feeds: feeds.apply_adjustments(rows, batch_id=batch_id, actor=actor, source=body.source),
         actor=actor,
         source=body.source,
+        notifier=notifier,
     )
 
 
@@ -244,6 +260,7 @@ async def import_csv(
     request: Request,
     response: Response,
     uow: UowDep,
+    notifier: BackorderNotifierDep,
     kind: Annotated[FeedKind, Query(description=CSV_COLUMNS)],
     source: Annotated[Source, Query(description="the system the file comes from; kept in the journal")],
     as_of: Annotated[AwareDatetime | None, Query(description="when the counts were taken; snapshots only")] = None,
@@ -270,10 +287,12 @@ async def import_csv(
         }
     )
 
+    lines: Sequence[FeedRow[Any]] = ()
     if kind is FeedKind.SNAPSHOT and as_of is not None:
         _check_as_of(as_of, "query")
         counted_at = as_of.astimezone(UTC)
         snapshot = _read_csv(parse_snapshot_csv, data)
+        lines = snapshot.rows
 
         async def apply(feeds: FeedRepository) -> FeedReport:
             return await feeds.apply_snapshot(
@@ -288,4 +307,4 @@ async def import_csv(
                 adjustments.rows, invalid=adjustments.invalid, batch_id=batch_id, actor=actor, source=source
             )
 
-    return await _apply(uow, response, apply, actor=actor, source=source)
+    return await _apply(uow, response, apply, actor=actor, source=source, notifier=notifier, rows=lines)
