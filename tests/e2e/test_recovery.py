@@ -55,12 +55,21 @@ async def test_orders_survive_worker_sigkill(
     stack.start("worker")
     await eventually(lambda: stages(http, order_ids), lambda s: all(x == "released" for x in s), timeout_s=90)
 
-    # Second crash: while the warehouse's webhooks are arriving and shipments are being consumed.
+    # Second crash, with the Temporal server restarted too (its state is on disk): while the warehouse's webhooks
+    # are arriving (refused and retried while the server is down) and shipments are consumed and captured.
     await simulator_http.patch("/control/behaviour", json={"step_delay_s": 0.2, "hold_events": False})
     await asyncio.sleep(0.5)
     stack.processes["worker"].kill()
+    stack.restart_temporal()
     stack.start("worker")
-    await eventually(lambda: stages(http, order_ids), lambda s: all(x == "completed" for x in s), timeout_s=120)
+    # Third crash: wherever the orders are by now.
+    await asyncio.sleep(0.7)
+    stack.processes["worker"].kill()
+    stack.start("worker")
+    await eventually(lambda: stages(http, order_ids), lambda s: all(x == "completed" for x in s), timeout_s=180)
+    for order_id in order_ids:
+        money = (await simulator_http.get(f"/payments/orders/{order_id}")).json()
+        assert (money["authorized_minor"], money["captured_minor"]) == (12900, 12900), "one capture per shipment"
 
     stats = (await simulator_http.get("/wms/releases")).json()
     for order_id in order_ids:
