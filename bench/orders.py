@@ -51,8 +51,8 @@ from infra.services import (  # noqa: E402
     with_database,
 )
 from infra.temporal import DATA_CONVERTER, ensure_search_attributes  # noqa: E402
-from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app  # noqa: E402
 from integrations.partners import Partners  # noqa: E402
+from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
 from workflows import order_workflow_id  # noqa: E402
 from workflows.contracts import OrderWorkflowInput, ShipmentEventReceived  # noqa: E402
