@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -13,11 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import temporalio.client as client_interceptors
 from fastapi import FastAPI
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -78,36 +75,6 @@ def record_history() -> RecordHistory:
     return record
 
 
-class _StartedWorkflows(client_interceptors.Interceptor):
-    """Remembers the workflows a test started, so none outlives its worker.
-
-    The time-skipping server only skips time while no workflow task is outstanding: a workflow left running by
-    a failed test, its worker gone, would hold every later test's timers to real time.
-    """
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def intercept_client(
-        self, next: client_interceptors.OutboundInterceptor
-    ) -> client_interceptors.OutboundInterceptor:
-        ids = self.ids
-
-        class Recorder(client_interceptors.OutboundInterceptor):
-            async def start_workflow(self, input: client_interceptors.StartWorkflowInput) -> WorkflowHandle[Any, Any]:
-                ids.append(input.id)
-                return await super().start_workflow(input)
-
-        return Recorder(next)
-
-    async def terminate_open(self, client: Client) -> None:
-        for workflow_id in self.ids:
-            with contextlib.suppress(RPCError):
-                handle = client.get_workflow_handle(workflow_id)
-                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    await handle.terminate(reason="test finished with the workflow still open")
-
-
 @pytest.fixture
 def new_worker(
     temporal_env: WorkflowEnvironment, uow_factory: UowFactory, simulator: tuple[FastAPI, httpx.AsyncClient]
@@ -120,21 +87,13 @@ def new_worker(
         _, http = simulator
         replaced = {activity_name(fn) for fn in replace}
         real = [fn for fn in build_activities(uow_factory, Partners.over(http)) if activity_name(fn) not in replaced]
-        started = _StartedWorkflows()
-        config = temporal_env.client.config()
-        # Keep the environment's own interceptors: one of them lets time skip while a test awaits a result.
-        config["interceptors"] = [*config["interceptors"], started]
-        client = Client(**config)
-        try:
-            async with Worker(
-                client,
-                task_queue=f"test-{uuid.uuid4().hex[:8]}",
-                workflows=WORKFLOWS,
-                activities=[*real, *replace],
-                interceptors=[LoggingInterceptor()],
-            ) as worker:
-                yield worker
-        finally:
-            await started.terminate_open(client)
+        async with Worker(
+            temporal_env.client,
+            task_queue=f"test-{uuid.uuid4().hex[:8]}",
+            workflows=WORKFLOWS,
+            activities=[*real, *replace],
+            interceptors=[LoggingInterceptor()],
+        ) as worker:
+            yield worker
 
     return start
