@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import ErrorType
     from domain.exceptions import Action, ExceptionCode, Undo
     from domain.lifecycle import FINISHED_STAGES, OrderStage, ShipmentStage, advances, has_left_node
-    from domain.orders import Order, PaymentMethod
+    from domain.orders import Order
     from domain.policy import Method
     from domain.sourcing import Plan, PlannedShipment
     from workflows.contracts import (
@@ -549,9 +549,10 @@ class OrderWorkflow:
                 )
             )
         workflow.upsert_search_attributes([SA_NODES.value_set(sorted({v.node_id for v in self._live()}))])
-        self._set_stage(OrderStage.PLANNED, "sourcing", plan.explanation.decision) if first else self._note(
-            "sourcing", f"re-planned as {plan.plan_id}", plan.explanation.decision
-        )
+        if first:
+            self._set_stage(OrderStage.PLANNED, "sourcing", plan.explanation.decision)
+        else:
+            self._note("sourcing", f"re-planned as {plan.plan_id}", plan.explanation.decision)
         early, s.early_events = s.early_events, []
         for event in early:
             self._apply_event(event)
@@ -1463,7 +1464,3 @@ class OrderWorkflow:
     def _set_exception(self, code: str) -> None:
         self._s.exception_code = code
         workflow.upsert_search_attributes([SA_EXCEPTION_CODE.value_set(code)])
-
-
-# Re-exported for callers that built keys from this module before ``workflows.keys`` existed.
-__all__ = ["OrderWorkflow", "PaymentMethod", "release_key", "reservation_key"]

@@ -12,7 +12,7 @@ from api.schemas import OrderCreate
 from domain.orders import MAX_LINE_QUANTITY, MAX_LINES, Order
 from infra.settings import Settings, setting_env_names
 from workflows import order_workflow_id
-from workflows.order import release_key, reservation_key
+from workflows.keys import release_key, reservation_key
 
 PLACED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RECEIVED_AT = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)
