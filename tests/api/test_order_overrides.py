@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +30,7 @@ from domain.lifecycle import OrderStage, ShipmentStage
 from domain.orders import Order, PaymentMethod
 from infra.db.uow import UowFactory
 from infra.settings import Settings
-from infra.temporal import DATA_CONVERTER, ensure_search_attributes
+from tests.api.conftest import IsolatedApi
 from tests.support import AUSTIN, NEWARK, NodeSpec, SeededNetwork, build_network, eventually, make_order
 from tests.workflows import conftest as workflow_fixtures
 from workflows import order_workflow_id
@@ -280,30 +278,10 @@ async def test_an_override_still_in_progress_is_accepted_and_then_done(
     assert await updates_accepted(api, order.order_id) == 1
 
 
-@pytest_asyncio.fixture
-async def throwaway_api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on a Temporal test server of its own. An update left waiting for a worker that never comes stops
-    the time-skipping server from skipping time for good (even after the workflow is terminated), so this test
-    must not share the session's server."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER,
-        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-    )
-    try:
-        await ensure_search_attributes(env.client)
-        app = create_app(Settings.model_validate({"ORCH_DATABASE_URL": database_url}), temporal=env.client)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
-        ):
-            yield http
-    finally:
-        await env.shutdown()
-
-
 async def test_an_override_no_worker_takes_is_unavailable(
-    throwaway_api: httpx.AsyncClient, uow_factory: UowFactory, monkeypatch: pytest.MonkeyPatch
+    isolated_api: IsolatedApi, uow_factory: UowFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    throwaway_api = isolated_api.http
     # This app starts orders on the default task queue, where no worker listens.
     net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5})
     order = make_order(net, {"DRILL": 1})

@@ -13,13 +13,13 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
 from domain.exceptions import ShipmentIssue
 from domain.orders import Address, Order, OrderLine
 from infra.settings import Settings
 from infra.temporal import DATA_CONVERTER
 from integrations.webhooks import SIGNATURE_HEADER, sign
+from tests.api.conftest import IsolatedApi
 from workflows import order_workflow_id
 from workflows.contracts import (
     OrderWorkflowInput,
@@ -116,9 +116,8 @@ async def signals(handle: WorkflowHandle[Any, Any]) -> list[tuple[str, Any]]:
     return found
 
 
-async def test_issue_and_stage_are_signalled_by_their_own_names(
-    api_client: httpx.AsyncClient, temporal_env: WorkflowEnvironment
-) -> None:
+async def test_issue_and_stage_are_signalled_by_their_own_names(isolated_api: IsolatedApi) -> None:
+    api_client, temporal_env = isolated_api.http, isolated_api.env
     # The workflow runs on a queue no worker serves: the server records the signals, no workflow code runs.
     order_id = f"WH-{uuid.uuid4().hex[:8]}"
     handle = await temporal_env.client.start_workflow(
@@ -155,7 +154,8 @@ async def test_issue_and_stage_are_signalled_by_their_own_names(
         await handle.terminate("test over")
 
 
-async def test_delay_carries_its_new_estimate(api_client: httpx.AsyncClient, temporal_env: WorkflowEnvironment) -> None:
+async def test_delay_carries_its_new_estimate(isolated_api: IsolatedApi) -> None:
+    api_client, temporal_env = isolated_api.http, isolated_api.env
     order_id = f"WH-{uuid.uuid4().hex[:8]}"
     handle = await temporal_env.client.start_workflow(
         OrderWorkflow.run,
