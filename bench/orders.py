@@ -1,9 +1,11 @@
 """Order workflow throughput beside a skeleton with the same steps, in one run, on one machine.
 
-Both workflows run on the same persistent Temporal dev server with the same worker: three local steps
-(validate, plan, reserve), one regular activity (release), four shipment events as signals, one local step
-(consume). The skeleton's steps do nothing; the order workflow's do the real work against PostgreSQL and the
-simulator (in process, over ASGI, so no socket sits between them). The ratio of the two throughputs is what
+Both workflows run on the same persistent Temporal dev server with the same worker. The skeleton keeps the
+first lifecycle's shape: three local steps (validate, plan, reserve), one regular activity (release), four
+shipment events as signals, one local step (consume), each doing nothing. The order workflow does the real
+work of the current lifecycle against PostgreSQL and the simulator (in process, over ASGI, so no socket sits
+between them), which since issue 5 also means a fraud screen and a payment authorization (two more regular
+activities) and a node-readiness check (one more local step). The ratio of the two throughputs is what
 the orchestration layer costs on top of the engine itself.
 
     python bench/orders.py [--orders 200] [--in-flight 50]
@@ -116,6 +118,18 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
 
 
+async def connect_when_healthy(address: str, timeout_s: float = 60) -> Client:
+    """The port opens a moment before the frontend reports healthy: retry until it does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await Client.connect(address, data_converter=DATA_CONVERTER)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def main(orders: int, in_flight: int) -> dict[str, float | int]:
     data = ROOT / ".data"
     server = None
@@ -138,7 +152,7 @@ async def main(orders: int, in_flight: int) -> dict[str, float | int]:
         ).start()
         try:
             wait_for_port(port, timeout_s=60, process=temporal.process)
-            client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
+            client = await connect_when_healthy(f"127.0.0.1:{port}")
             await ensure_search_attributes(client)
             simulator = create_simulator_app(
                 SimulatorConfig("http://unused.invalid", "bench", Behaviour(hold_events=True))
