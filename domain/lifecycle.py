@@ -87,8 +87,3 @@ def has_left_node(stage: ShipmentStage) -> bool:
     if stage in ENDED_STAGES:
         return stage is ShipmentStage.LOST
     return SHIPMENT_PROGRESSION.index(stage) >= SHIPMENT_PROGRESSION.index(ShipmentStage.SHIPPED)
-
-
-def can_still_change(stage: ShipmentStage) -> bool:
-    """A shipment not yet released can be changed freely; after release, only by cancelling it at the node."""
-    return stage is ShipmentStage.PLANNED

@@ -170,6 +170,15 @@ async def _partner(name: str, arg: object, result_type: type[R], summary: str) -
     return result
 
 
+def _effect(shipments: list[ShipmentView]) -> PlanEffect:
+    """Where these shipments come from, what they cost and when the last one is promised."""
+    return PlanEffect(
+        node_ids=[v.node_id for v in shipments],
+        cost_minor=sum(v.cost_minor for v in shipments),
+        promised_date=max((v.current_promise for v in shipments if v.current_promise), default=None),
+    )
+
+
 class OverrideRefused(ApplicationError):
     """An override that passed validation but could not be carried out (the answer says why)."""
 
@@ -665,21 +674,20 @@ class OrderWorkflow:
 
     async def _settle_departed(self) -> None:
         """Units that left a node are consumed in the ledger; the shipment's amount is captured."""
-        s = self._s
         for view in list(self._live()):
             if has_left_node(view.stage) and not view.stock_settled:
-                for node_id in sorted({view.node_id, *(a.node_id for a in view.allocations)}):
-                    await _local(
-                        ActivityName.CONSUME_STOCK,
-                        SettleStockInput(
-                            reservation_key=reservation_key(s.order.order_id, view.attempt), node_id=node_id
-                        ),
-                        SettleStockResult,
-                    )
+                await self._settle_stock(view, ActivityName.CONSUME_STOCK)
                 self._put(self._view(view.shipment_id).model_copy(update={"stock_settled": True}))
             view = self._view(view.shipment_id)
             if self._capture_due(view) and not self._hold(HoldCode.PAYMENT):
                 await self._capture(view)
+
+    async def _settle_stock(self, view: ShipmentView, step: str) -> None:
+        """Consume or release the shipment's reservation where its stock is held: its node, and any node that
+        transfers into it."""
+        key = reservation_key(self._s.order.order_id, view.attempt)
+        for node_id in sorted({view.node_id, *(a.node_id for a in view.allocations)}):
+            await _local(step, SettleStockInput(reservation_key=key, node_id=node_id), SettleStockResult)
 
     def _capture_due(self, view: ShipmentView) -> bool:
         p = self._s.payment
@@ -877,12 +885,7 @@ class OrderWorkflow:
             kind = FollowUpKind.INTERCEPT if undo is Undo.INTERCEPT else FollowUpKind.RETURN
             await self._follow_up(view, kind, reason)
             return False
-        for node_id in sorted({view.node_id, *(a.node_id for a in view.allocations)}):
-            await _local(
-                ActivityName.RELEASE_STOCK,
-                SettleStockInput(reservation_key=reservation_key(s.order.order_id, view.attempt), node_id=node_id),
-                SettleStockResult,
-            )
+        await self._settle_stock(view, ActivityName.RELEASE_STOCK)
         self._put(
             self._view(view.shipment_id).model_copy(update={"stage": ShipmentStage.CANCELLED, "end_reason": reason})
         )
@@ -1066,11 +1069,7 @@ class OrderWorkflow:
     async def _replan_unreleased(self, request: Override, what: str) -> OverrideResult:
         """Drop the shipments not released yet and plan their units again under the changed order."""
         live = self._live()
-        before = PlanEffect(
-            node_ids=[v.node_id for v in live],
-            cost_minor=sum(v.cost_minor for v in live),
-            promised_date=max((v.current_promise for v in live if v.current_promise), default=None),
-        )
+        before = _effect(live)
         for view in live:
             if view.stage is ShipmentStage.PLANNED:
                 await self._end_shipment(view, what)
@@ -1078,11 +1077,7 @@ class OrderWorkflow:
         if not self._blocking_hold():
             await self._plan_if_needed()
         live = self._live()
-        after = PlanEffect(
-            node_ids=[v.node_id for v in live],
-            cost_minor=sum(v.cost_minor for v in live),
-            promised_date=max((v.current_promise for v in live if v.current_promise), default=None),
-        )
+        after = _effect(live)
         self._wake = True
         return self._answer(what, before=before, after=after)
 

@@ -14,7 +14,6 @@ from domain.lifecycle import (
     OrderStage,
     ShipmentStage,
     advances,
-    can_still_change,
     has_left_node,
 )
 
@@ -157,11 +156,6 @@ def test_finished_and_ended_stages():
     assert not FINISHED_STAGES & ENDED_STAGES
     # Handed over to the customer: the stock left the node, so compensation is a return, not a cancel.
     assert all(has_left_node(s) for s in FINISHED_STAGES)
-
-
-@pytest.mark.parametrize("stage", list(ShipmentStage), ids=str)
-def test_only_a_planned_shipment_can_still_change(stage):
-    assert can_still_change(stage) is (stage is S.PLANNED)
 
 
 def test_reportable_stages_are_from_acknowledged_on():
