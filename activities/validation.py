@@ -7,22 +7,10 @@ from temporalio import activity
 
 from activities import business_failures
 from domain.errors import OrderInvalid
-from domain.network import NodeRecord
-from domain.validation import PickupNode, describe, validate_order
+from domain.validation import describe, pickup_node, validate_order
 from infra.db.uow import UowFactory
 from infra.geo import CityGeocoder
 from workflows.contracts import ActivityName, ValidateOrderInput, ValidateOrderResult
-
-
-def _pickup_view(record: NodeRecord) -> PickupNode:
-    spec = record.spec
-    return PickupNode(
-        node_id=spec.node_id,
-        kind=spec.kind,
-        status=record.status,
-        capabilities=spec.capabilities,
-        location=spec.location,
-    )
 
 
 class ValidationActivities:
@@ -37,7 +25,7 @@ class ValidationActivities:
             wanted = {line.sku for line in order.lines}
             unknown = sorted(wanted - await uow.catalog.known_skus(wanted))
             record = None if order.pickup_node_id is None else await uow.network.get_node(order.pickup_node_id)
-        pickup = None if record is None else _pickup_view(record)
+        pickup = None if record is None else pickup_node(record)
         # The catalogue has no per-order quantity limit per SKU yet; when it has, load it above and pass it here.
         problems = validate_order(order, unknown_skus=unknown, pickup_node=pickup, sku_max_order_quantity={})
         if problems:

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from api.backorders import BACKORDER_NOTIFIER_ATTR
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import health, inventory, inventory_feeds, network, orders, rules, webhooks
+from api.routes import checkout, health, inventory, inventory_feeds, network, orders, rules, webhooks
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import uow_factory
 from infra.settings import Settings, get_settings
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.include_router(checkout.router)
     app.include_router(orders.router)
     app.include_router(webhooks.router)
     app.include_router(inventory.router)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from temporalio.client import Client
 
+from infra.checkout import CheckoutService
 from infra.db.uow import UnitOfWork, UowFactory
 from infra.geo import CityGeocoder
 from infra.settings import Settings
@@ -22,6 +24,11 @@ class AppState:
     uow: UowFactory
     # Builds its index of places on first use, then keeps it: one per process.
     geocoder: CityGeocoder = field(default_factory=CityGeocoder)
+    checkout: CheckoutService = field(init=False)
+
+    def __post_init__(self) -> None:
+        ttl = timedelta(seconds=self.settings.quote_ttl_s)
+        self.checkout = CheckoutService(self.uow, self.geocoder, self.settings.quote_secrets, ttl)
 
 
 def _state(request: Request) -> AppState:
@@ -45,9 +52,14 @@ def _geocoder(state: Annotated[AppState, Depends(_state)]) -> CityGeocoder:
     return state.geocoder
 
 
+def _checkout(state: Annotated[AppState, Depends(_state)]) -> CheckoutService:
+    return state.checkout
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 UowDep = Annotated[UnitOfWork, Depends(_uow)]
 GeocoderDep = Annotated[CityGeocoder, Depends(_geocoder)]
+CheckoutDep = Annotated[CheckoutService, Depends(_checkout)]
 # Who made a change, for the journals. Taken on trust until API keys exist; then it comes from the key.
 ActorHeader = Annotated[str, Header(alias="X-Actor", min_length=1, max_length=100)]

@@ -52,6 +52,9 @@ class PlaybookSettings(BaseModel):
     max_plan_attempts: int = Field(default=12, ge=1)
     # Continue-as-new once the history has this many events (Temporal may suggest it earlier).
     history_event_limit: int = Field(default=10_000, ge=50)
+    # Nothing is released until this long after the order was received; until then the customer may change
+    # branch, service, address or lines with nothing to cancel at a node. Zero releases as soon as planned.
+    change_window: timedelta = timedelta(0)
 
 
 class ShipmentIssue(StrEnum):

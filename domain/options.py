@@ -35,11 +35,11 @@ variant that produced it, so the base plan and a variant that resolves to the sa
 Options whose plans are the same (``plan_fingerprint``) are kept once, the earlier kind winning, and each kind
 appears at most once (the first plan generated: the policy's own choice before the variants).
 
-Price: ``price_minor`` is what the customer pays to receive the order, the carrier's rate for each parcel
-(``shipping.parcel_rate_minor``, the function the engine prices with, for the service the plan chose);
-collecting is free. Handling per node and transfer lanes are the business's cost to serve, not a charge, and
-are in ``cost_minor`` (the plan's own ``cost_minor``) for a CSR to compare. A network without carrier services
-prices a delivery at 0 and promises no date, as the engine does.
+Price: ``price_minor`` is what the customer pays to receive the order: the carrier's rate for each parcel as the
+engine priced it (``Plan.shipping_minor``, for the service the plan chose); collecting is free. Handling per node
+and transfer lanes are the business's cost to serve, not a charge, and are in ``cost_minor`` (the plan's own
+``cost_minor``) for a CSR to compare. A network without carrier services prices a delivery at 0 and promises no
+date, as the engine does.
 
 Pure and deterministic for a given ``now``: the same inputs give the same options in the same order.
 """
@@ -61,8 +61,7 @@ from domain.errors import OutOfStock
 from domain.network import Capability, CustomerView, NetworkSnapshot, NodeView, haversine_km
 from domain.orders import GeoPoint, Order, ServiceLevel
 from domain.policy import BUILTIN_VERSION, Method, PolicyDocument, SplitMode, SplitPolicy
-from domain.shipping import parcel_rate_minor
-from domain.sourcing import Plan, PlannedShipment, plan
+from domain.sourcing import Plan, plan
 
 __all__ = [
     "PICKUP_PROBES",
@@ -474,7 +473,7 @@ class _Builder:
             lines=lines,
             shipments=len(p.shipments),
             node_ids=[s.node_id for s in p.shipments],
-            price_minor=0 if pickup else sum(self.carrier_rate(s) for s in p.shipments),
+            price_minor=p.shipping_minor,
             cost_minor=p.cost_minor,
             currency=self.cart.currency,
             ready_by=_latest_ready(p) if pickup else None,
@@ -488,28 +487,6 @@ class _Builder:
             plan_fingerprint=fingerprint,
             plan=p,
         )
-
-    def carrier_rate(self, shipment: PlannedShipment) -> int:
-        """The parcel rate of the service the plan chose, as the engine priced it (weight of every unit in the
-        parcel, transferred ones included)."""
-        if shipment.carrier_service_id is None or shipment.zone is None:
-            return 0
-        service = next(
-            (
-                s
-                for s in self.snapshot.carrier_services
-                if s.service_id == shipment.carrier_service_id and s.carrier == shipment.carrier
-            ),
-            None,
-        )
-        if service is None:
-            return 0
-        weight = sum(self._weight(a.sku) * a.quantity for a in shipment.allocations)
-        return parcel_rate_minor(service, shipment.zone, weight)
-
-    def _weight(self, sku: str) -> int:
-        view = self.snapshot.skus.get(sku)
-        return 0 if view is None else view.weight_g
 
     # -- words ----------------------------------------------------------------------------------------------
 

@@ -82,6 +82,8 @@ class QuotePayload(BaseModel):
     customer_id: str = Field(min_length=1, max_length=64)
     option_id: str = Field(min_length=1, max_length=128)
     plan_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # The nodes of the quoted plan (shipping and transferring), so the order can look for the same plan there.
+    node_ids: list[str] = Field(default_factory=list, max_length=64)
     # How the option was planned, so the order re-plans under the customer's choice if the plan moved.
     variant: PlanVariant
     # What the customer was shown, so an order placed with the quote can record old against new.
@@ -121,6 +123,7 @@ def quote_payload(cart: Order, option: FulfilmentOption) -> QuotePayload:
         customer_id=cart.customer_id,
         option_id=option.option_id,
         plan_fingerprint=option.plan_fingerprint,
+        node_ids=sorted({*option.node_ids, *(t.origin_node_id for t in option.plan.transfers)}),
         variant=option.variant,
         price_minor=option.price_minor,
         currency=option.currency,

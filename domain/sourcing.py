@@ -115,6 +115,8 @@ class PlannedShipment(BaseModel):
     carrier_service_id: str | None = None
     zone: Zone | None = None
     cost_minor: int = 0
+    # What the customer pays to receive this parcel: the carrier's rate the engine priced it with (0 to collect).
+    shipping_minor: int = 0
     ready_by: datetime | None = None
     ship_by: datetime | None = None
     deliver_by: date | None = None
@@ -124,11 +126,17 @@ class PlannedShipment(BaseModel):
     def units(self) -> int:
         return sum(a.quantity for a in self.allocations)
 
+    # The node's time zone: a pickup is promised for the branch's local day (older plans have none: UTC).
+    timezone: str | None = None
+
     @property
     def promised_date(self) -> date | None:
-        """When the customer has this shipment: delivered, or ready to collect."""
+        """When the customer has this shipment: delivered (a local day at the node), or ready to collect (the
+        local day at the branch when it is ready)."""
         if self.method is Method.PICKUP:
-            return None if self.ready_by is None else self.ready_by.date()
+            if self.ready_by is None:
+                return None
+            return self.ready_by.astimezone(ZoneInfo(self.timezone or "UTC")).date()
         return self.deliver_by
 
 
@@ -178,6 +186,8 @@ class Explanation(BaseModel):
     ranking: list[str] = Field(default_factory=list)
     # What was tried before the deciding strategy, and why each profile above the chosen one did not apply.
     considered: list[str] = Field(default_factory=list)
+    # Set when the plan was asked to keep a checkout quote: whether it did, and if not, why.
+    quote: str | None = None
     eliminated_by_filter: dict[str, int] = Field(default_factory=dict)
     candidates_total: int | None = None
     optimizer: OptimizerReport | None = None
@@ -206,6 +216,20 @@ class Plan(BaseModel):
     @property
     def transfers(self) -> list[InboundTransfer]:
         return [t for s in self.shipments for t in s.transfers_in]
+
+    @property
+    def shipping_minor(self) -> int:
+        """What the customer pays to receive the plan: the carrier rate of every parcel."""
+        return sum(s.shipping_minor for s in self.shipments)
+
+    @property
+    def ready_by(self) -> datetime | None:
+        """The latest ready-by over the shipments (for a pickup: when everything can be collected); None if any
+        is unknown."""
+        readies = [s.ready_by for s in self.shipments]
+        if not readies or any(r is None for r in readies):
+            return None
+        return max(r for r in readies if r is not None)
 
     def promised_date(self) -> date | None:
         """The latest date the customer has everything planned (backorders aside); None if any is unknown."""
@@ -561,12 +585,14 @@ class _StrategyRun:
     # -- ranking ------------------------------------------------------------------------------------------
 
     def _promised_days(self, parts: Sequence[_Part]) -> int:
-        """Days from today (UTC) to the latest promised date of ``parts``; an unknown promise counts as never."""
+        """Days from the node's local today to the latest promised date of ``parts`` (both local days at the
+        node, as the customer is promised them); an unknown promise counts as never."""
         latest = 0
         for part in parts:
             ready, _, deliver = self.part_promise(part)
-            when = ready.date() if self.e.method is Method.PICKUP and ready else deliver
-            latest = max(latest, (when - self.e.now.date()).days if when else UNKNOWN_PROMISE_DAYS)
+            pickup = self.e.method is Method.PICKUP
+            when = ready.astimezone(ZoneInfo(part.node.timezone)).date() if pickup and ready else deliver
+            latest = max(latest, (when - self.e.local_today(part.node)).days if when else UNKNOWN_PROMISE_DAYS)
         return latest
 
     def _priority(self, step: NodePriority, node: NodeView) -> int:
@@ -951,8 +977,14 @@ def _build_plan(
                 carrier_service_id=service.service_id if service else None,
                 zone=zone_for(distance) if distance is not None and engine.method is Method.DELIVERY else None,
                 cost_minor=run.part_cost(part),
+                shipping_minor=(
+                    parcel_rate_minor(service, zone_for(distance or 0.0), weight)
+                    if service is not None and engine.method is Method.DELIVERY
+                    else 0
+                ),
                 ready_by=ready,
                 ship_by=ship,
+                timezone=part.node.timezone,
                 deliver_by=deliver,
                 transfers_in=transfers,
             )

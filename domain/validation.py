@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.network import Capability, NodeKind, NodeStatus
+from domain.network import Capability, NodeKind, NodeRecord, NodeStatus
 from domain.orders import GeoPoint, Order
 
 # An order this large is a typo or a bulk deal that needs a person, not an automatic release: the per-line
@@ -48,6 +48,18 @@ class PickupNode(BaseModel):
     status: NodeStatus
     capabilities: frozenset[Capability]
     location: GeoPoint | None = None
+
+
+def pickup_node(record: NodeRecord) -> PickupNode:
+    """What validation needs of a stored node named as a pickup branch."""
+    spec = record.spec
+    return PickupNode(
+        node_id=spec.node_id,
+        kind=spec.kind,
+        status=record.status,
+        capabilities=spec.capabilities,
+        location=spec.location,
+    )
 
 
 # --- reference tables ---------------------------------------------------------------------------------------

@@ -12,9 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.quotes import MIN_SECRET_LENGTH
 from workflows import TASK_QUEUE
 
 ENV_PREFIX = "ORCH_"
@@ -74,6 +75,17 @@ class Settings(BaseSettings):
     )
     webhook_secret_previous: SecretStr | None = Field(default=None, validation_alias=_env("WEBHOOK_SECRET_PREVIOUS"))
     webhook_tolerance_s: int = Field(default=300, validation_alias=_env("WEBHOOK_TOLERANCE_S"))
+    # HMAC secrets for checkout quotes (at least 32 characters): quotes are signed with the first, and one
+    # signed with the previous secret is still accepted while it lives (rotation without refusing checkouts).
+    quote_secret: SecretStr = Field(
+        default=SecretStr("dev-quote-secret-change-me-0123456789"), validation_alias=_env("QUOTE_SECRET")
+    )
+    quote_secret_previous: SecretStr | None = Field(default=None, validation_alias=_env("QUOTE_SECRET_PREVIOUS"))
+    # How long a quote can be ordered with: long enough to pay, short enough that stock has not moved much.
+    quote_ttl_s: int = Field(default=900, gt=0, validation_alias=_env("QUOTE_TTL_S"))
+    # Nothing of an order is released until this long after it was received; until then the customer can
+    # change branch, service, address or lines with nothing to cancel at a node. 0 releases once planned.
+    order_change_window_s: int = Field(default=300, ge=0, validation_alias=_env("ORDER_CHANGE_WINDOW_S"))
 
     # Simulator behaviour: seconds between acknowledging a release and each following event.
     simulator_step_delay_s: float = Field(default=2.0, validation_alias=_env("SIMULATOR_STEP_DELAY_S"))
@@ -98,6 +110,19 @@ class Settings(BaseSettings):
 
     def temporal_target(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @field_validator("quote_secret", "quote_secret_previous")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"a quote secret needs at least {MIN_SECRET_LENGTH} characters")
+        return secret
+
+    @property
+    def quote_secrets(self) -> list[str]:
+        """Newest first, as ``domain.quotes.verify_quote`` wants them."""
+        previous = [] if self.quote_secret_previous is None else [self.quote_secret_previous.get_secret_value()]
+        return [self.quote_secret.get_secret_value(), *previous]
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -22,6 +22,10 @@ from infra.db.uow import UowFactory
 
 T = TypeVar("T")
 
+# Settings for an API under test: orders are released as soon as they are planned (the change window, which
+# holds releases for a few minutes by default, has tests of its own).
+IMMEDIATE: dict[str, object] = {"ORCH_ORDER_CHANGE_WINDOW_S": 0}
+
 AUSTIN = GeoPoint(lat=30.2672, lon=-97.7431)
 DALLAS = GeoPoint(lat=32.7767, lon=-96.7970)
 NEWARK = GeoPoint(lat=40.7357, lon=-74.1724)

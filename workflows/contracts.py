@@ -15,8 +15,10 @@ from temporalio.common import SearchAttributeKey
 
 from domain.exceptions import PlaybookSettings, ShipmentIssue
 from domain.lifecycle import OrderStage, ShipmentStage
+from domain.options import PlanVariant
 from domain.orders import Address, GeoPoint, NodeId, Order, PaymentMethod, ServiceLevel
 from domain.policy import Method
+from domain.quotes import QuotePayload
 from domain.sourcing import Allocation, Plan, PlannedShipment
 
 # Search attributes: business identifiers and states only, never personal data (they are stored unencrypted).
@@ -37,9 +39,39 @@ class _Payload(BaseModel):
 # --- workflow input and signals -------------------------------------------------------------------------
 
 
+class QuotedOption(_Payload):
+    """The checkout option an order was placed with, from a quote the API verified: what the order must keep
+    (the plan behind ``plan_fingerprint``, looked for at ``node_ids``; else a plan under ``variant``, the
+    customer's chosen method) and what the customer was shown, to record against what it gets."""
+
+    option_id: str
+    plan_fingerprint: str
+    node_ids: list[str]
+    variant: PlanVariant
+    price_minor: int | None = None
+    ready_by: datetime | None = None
+    deliver_by: date | None = None
+    quoted_at: datetime | None = None
+
+    @classmethod
+    def of(cls, quote: QuotePayload) -> QuotedOption:
+        """From a quote already verified (signature, expiry, cart)."""
+        return cls(
+            option_id=quote.option_id,
+            plan_fingerprint=quote.plan_fingerprint,
+            node_ids=quote.node_ids,
+            variant=quote.variant,
+            price_minor=quote.price_minor,
+            ready_by=quote.ready_by,
+            deliver_by=quote.deliver_by,
+            quoted_at=quote.issued_at,
+        )
+
+
 class OrderWorkflowInput(_Payload):
     order: Order
     settings: PlaybookSettings = Field(default_factory=PlaybookSettings)
+    quote: QuotedOption | None = None
     # Set only by continue-as-new: everything the previous run knew.
     resume: OrderState | None = None
 
@@ -135,27 +167,76 @@ class ChangeAddress(Override):
     ship_to: Address
 
 
+class ChangePickup(Override):
+    """Collect at this branch instead: a pickup order changes branch (until its shipment is picked), and a
+    delivery order (split or not) becomes one pickup there (until a shipment is released)."""
+
+    node_id: NodeId
+
+
 class AddNote(Override):
     note: Text
 
 
 class PlanEffect(_Payload):
-    """One side of a reroute: where the units come from, at what cost, promised when, with how much left."""
+    """One side of a change: where the units come from, at what cost, promised when, with how much left."""
 
     node_ids: list[str]
     cost_minor: int
     promised_date: date | None
     # ATP per node and SKU as the decision saw it (None: not known for that node).
     atp: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # What the customer pays to receive it (carrier rates; collecting is free), and when a pickup is ready.
+    price_minor: int = 0
+    ready_by: datetime | None = None
+    shipments: int = 0
 
 
 class OverrideResult(_Payload):
     accepted: bool = True
     message: str
     stage: OrderStage
-    # A reroute's effect: before and after.
+    # A change's effect: before and after, and what the customer pays more (or less) to receive the order.
     before: PlanEffect | None = None
     after: PlanEffect | None = None
+    price_difference_minor: int | None = None
+
+
+class PromiseChange(_Payload):
+    """The promise moved after it was made: the quote could not be kept, the customer or a CSR changed the
+    order, or an exception re-planned it. Kept on the order, where the customer and the CSR see it."""
+
+    at: datetime
+    actor: str
+    reason: str
+    before: PlanEffect
+    after: PlanEffect
+
+
+class QuoteOutcome(_Payload):
+    """Whether the order executes exactly the quoted option."""
+
+    option_id: str
+    kept: bool
+    detail: str
+
+
+class Placement(_Payload):
+    """The answer to "is my order accepted, and is its stock held?", given once the order is past planning."""
+
+    order_id: str
+    stage: OrderStage
+    # Not rejected, failed or cancelled.
+    accepted: bool
+    # Every unit planned is held at a node (backordered units aside).
+    reserved: bool
+    backordered_units: int = 0
+    # Why not accepted or not reserved (rejection, hold, failure).
+    reason: str | None = None
+    promise: PlanEffect | None = None
+    quote: QuoteOutcome | None = None
+    # The order may still be changed until then (shipments are released at this instant).
+    changes_until: datetime | None = None
 
 
 # --- activities -----------------------------------------------------------------------------------------
@@ -315,6 +396,10 @@ class PlanOrderInput(_Payload):
     attempt: int
     excluded_nodes: list[str] = Field(default_factory=list)
     only_nodes: list[str] | None = None
+    # The customer's chosen method at checkout: every plan for the order is asked under it.
+    variant: PlanVariant | None = None
+    # The first plan of an order placed with a quote: keep the quoted plan when it is still feasible.
+    quote: QuotedOption | None = None
 
 
 class ReserveStockInput(_Payload):
@@ -389,6 +474,8 @@ class ShipmentView(_Payload):
     method: Method = Method.DELIVERY
     service_level: ServiceLevel | None = None
     cost_minor: int = 0
+    # The carrier rate the customer pays for this parcel (0 to collect).
+    shipping_minor: int = 0
     ready_by: datetime | None = None
     # The promise as first made, and as it stands after delays.
     promised_date: date | None = None
@@ -477,6 +564,12 @@ class OrderState(BaseModel):
     runs: int = 1
     notices: int = 0
     review_approved: bool | None = None
+    # Placed with a checkout quote: the option, whether the order kept it, and every later move of the promise.
+    quote: QuotedOption | None = None
+    quote_outcome: QuoteOutcome | None = None
+    promise_changes: list[PromiseChange] = Field(default_factory=list)
+    # Nothing is released before this instant (the change window): until then the customer may change the order.
+    release_at: datetime | None = None
 
 
 class OrderStatusView(_Payload):
@@ -496,6 +589,34 @@ class OrderStatusView(_Payload):
     backorder: BackorderState | None = None
     exception_code: str | None = None
     pickup_node_id: str | None = None
+    # Per line: where its units come from, in which shipment, at which stage.
+    line_sources: list[LineSources] = Field(default_factory=list)
+    # The promise as first made (the quote, or the first plan) and as it stands now.
+    original_promise: PlanEffect | None = None
+    current_promise: PlanEffect | None = None
+    promise_changes: list[PromiseChange] = Field(default_factory=list)
+    quote: QuoteOutcome | None = None
+    changes_until: datetime | None = None
+
+
+class LineSource(_Payload):
+    node_id: str
+    shipment_id: str
+    quantity: int
+    stage: ShipmentStage
+    method: Method
+    promised_date: date | None = None
+    ready_by: datetime | None = None
+
+
+class LineSources(_Payload):
+    line_id: str
+    sku: str
+    quantity: int
+    cancelled: int = 0
+    # Units in no live shipment and not cancelled: backordered, or waiting for a plan.
+    unplanned: int = 0
+    sources: list[LineSource] = Field(default_factory=list)
 
 
 class ActivityName:
@@ -537,6 +658,8 @@ class UpdateName:
     CHANGE_SERVICE_LEVEL = "change_service_level"
     CHANGE_ADDRESS = "change_address"
     ADD_NOTE = "add_note"
+    CHANGE_PICKUP = "change_pickup"
+    PLACEMENT = "placement"
 
 
 class QueryName:
@@ -587,3 +710,4 @@ class ReservationSweeperStatus(_Payload):
 
 
 OrderWorkflowInput.model_rebuild()
+OrderStatusView.model_rebuild()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import ErrorType
     from domain.exceptions import Action, ExceptionCode, Undo
     from domain.lifecycle import FINISHED_STAGES, OrderStage, ShipmentStage, advances, has_left_node
+    from domain.options import PlanVariant, Shape, plan_fingerprint
     from domain.orders import Order
     from domain.policy import Method
     from domain.sourcing import Plan, PlannedShipment
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         CancelReleaseResult,
         CapturePaymentInput,
         ChangeAddress,
+        ChangePickup,
         ChangeServiceLevel,
         CheckNodesInput,
         CheckNodesResult,
@@ -55,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
         Hold,
         HoldCode,
         HoldOrder,
+        LineSource,
+        LineSources,
         NodeAtpInput,
         NodeAtpResult,
         NotifyInput,
@@ -65,9 +70,13 @@ with workflow.unsafe.imports_passed_through():
         Override,
         OverrideResult,
         PaymentResult,
+        Placement,
         PlanEffect,
         PlanOrderInput,
+        PromiseChange,
         QueryName,
+        QuotedOption,
+        QuoteOutcome,
         RefundPaymentInput,
         ReleaseHold,
         ReleaseShipmentInput,
@@ -127,6 +136,11 @@ NOTIFY_RETRY = RetryPolicy(
 
 R = TypeVar("R")
 
+# A pickup shipment can still move to another branch until the branch has picked it.
+_PICKUP_MOVABLE = (ShipmentStage.PLANNED, ShipmentStage.RELEASED, ShipmentStage.ACKNOWLEDGED)
+# Stages an order is in before its placement has an answer (accepted or not, reserved or not).
+_PLACING = (OrderStage.RECEIVED, OrderStage.VALIDATED, OrderStage.PLANNED)
+
 # What an activity can fail with. A regular activity's failure arrives as ActivityError wrapping the
 # activity's ApplicationError; a local activity's (temporalio 1.35) arrives as the ApplicationError itself.
 ActivityFailure = (ActivityError, ApplicationError)
@@ -171,11 +185,42 @@ async def _partner(name: str, arg: object, result_type: type[R], summary: str) -
 
 
 def _effect(shipments: list[ShipmentView]) -> PlanEffect:
-    """Where these shipments come from, what they cost and when the last one is promised."""
+    """Where these shipments come from, what they cost and charge, and when the last one is promised."""
+    readies = [v.ready_by for v in shipments if v.method is Method.PICKUP]
     return PlanEffect(
         node_ids=[v.node_id for v in shipments],
         cost_minor=sum(v.cost_minor for v in shipments),
         promised_date=max((v.current_promise for v in shipments if v.current_promise), default=None),
+        price_minor=sum(v.shipping_minor for v in shipments),
+        ready_by=None if not readies or None in readies else max(r for r in readies if r is not None),
+        shipments=len(shipments),
+    )
+
+
+def _quoted_effect(quote: QuotedOption) -> PlanEffect:
+    """The promise the customer was shown at checkout."""
+    return PlanEffect(
+        node_ids=list(quote.node_ids),
+        cost_minor=0,
+        promised_date=quote.deliver_by or (quote.ready_by.date() if quote.ready_by else None),
+        price_minor=quote.price_minor or 0,
+        ready_by=quote.ready_by,
+    )
+
+
+def _promise_words(effect: PlanEffect) -> str:
+    when = effect.ready_by.strftime("%Y-%m-%d %H:%M UTC") if effect.ready_by else effect.promised_date
+    where = ", ".join(effect.node_ids) or "as quoted"
+    return f"{where}, {when or 'date unknown'}, {effect.price_minor} minor units"
+
+
+def _moved(before: PlanEffect, after: PlanEffect) -> bool:
+    """The customer would notice: another date, ready time, price or number of shipments."""
+    return (before.promised_date, before.ready_by, before.price_minor, before.shipments) != (
+        after.promised_date,
+        after.ready_by,
+        after.price_minor,
+        after.shipments,
     )
 
 
@@ -196,7 +241,7 @@ class _Command:
     """An update's work, queued for the loop; ``result`` or ``error`` is its answer."""
 
     id: str
-    request: CancelOrder | RerouteShipment | ChangeServiceLevel | ChangeAddress
+    request: CancelOrder | RerouteShipment | ChangeServiceLevel | ChangeAddress | ChangePickup
     result: OverrideResult | None = None
     error: str | None = None
 
@@ -206,7 +251,7 @@ class OrderWorkflow:
     @workflow.init
     def __init__(self, input: OrderWorkflowInput) -> None:
         self._settings = input.settings
-        self._s: OrderState = input.resume or OrderState(order=input.order)
+        self._s: OrderState = input.resume or OrderState(order=input.order, quote=input.quote)
         self._legacy_flow = LegacyOrderFlow(input)
         self._legacy: bool | None = None
         self._issues: list[ShipmentIssueReported] = []
@@ -233,6 +278,9 @@ class OrderWorkflow:
         if input.resume is None:
             order = s.order
             self._note("system", "order received", f"{len(order.lines)} line(s), {order.service_level}")
+            if self._settings.change_window > timedelta(0):
+                # The customer may change their mind this long after ordering: nothing is released before then.
+                s.release_at = workflow.now() + self._settings.change_window
             if not await self._validate():
                 return await self._finish()
         else:
@@ -393,7 +441,13 @@ class OrderWorkflow:
         if s.backorder is not None:
             times += [s.backorder.deadline, s.backorder.next_check]
         times += [self._escalation_due(h) for h in s.holds if h.code is not HoldCode.REVIEW]
+        if self._in_change_window():
+            times.append(s.release_at)
         return playbook.earliest(times)
+
+    def _in_change_window(self) -> bool:
+        release_at = self._s.release_at
+        return release_at is not None and workflow.now() < release_at
 
     async def _complete_if_done(self) -> bool:
         s = self._s
@@ -487,6 +541,8 @@ class OrderWorkflow:
                         attempt=attempt,
                         excluded_nodes=sorted(set(s.excluded_nodes) | self._avoid),
                         only_nodes=only_nodes,
+                        variant=self._variant(),
+                        quote=s.quote if s.quote_outcome is None and only_nodes is None else None,
                     ),
                     Plan,
                 )
@@ -495,6 +551,7 @@ class OrderWorkflow:
                     raise
                 if only_nodes is not None:
                     raise OverrideRefused(_failure_message(err)) from None
+                self._quote_not_kept(f"nothing can be supplied now ({_failure_message(err)}): backordered")
                 self._enter_backorder(_failure_message(err))
                 return None
             s.attempt = attempt
@@ -518,6 +575,7 @@ class OrderWorkflow:
                 self._note("inventory", "reservation not held; planning again", _failure_message(err))
                 continue
             self._adopt(plan)
+            self._judge_quote(plan)
             self._set_stage(
                 OrderStage.RESERVED, "inventory", f"{reserved.reserved_units} unit(s) held under {plan.plan_id}"
             )
@@ -529,6 +587,63 @@ class OrderWorkflow:
             return plan
         self._enter_backorder(f"stock kept moving: no plan held after {RESERVE_TRIES} tries")
         return None
+
+    def _variant(self) -> PlanVariant | None:
+        """The customer's chosen method, for an order placed with a quote: as the order now stands (a change
+        of branch or service follows the customer), in the shape of the chosen option (one shipment, no
+        transfer...). None for other orders: they plan under the policy as it is."""
+        s = self._s
+        if s.quote is None:
+            return None
+        order = s.order
+        method = Method.PICKUP if order.is_pickup else Method.DELIVERY
+        same_method = method is s.quote.variant.method
+        return PlanVariant(
+            method=method,
+            service_level=order.service_level,
+            pickup_node_id=order.pickup_node_id,
+            shape=s.quote.variant.shape if same_method else Shape.AS_POLICY,
+        )
+
+    def _judge_quote(self, plan: Plan) -> None:
+        """After the first plan of an order placed with a quote: did it keep the quoted option, and did the
+        promise move? Either way the customer and the CSR see it."""
+        s = self._s
+        quote = s.quote
+        if quote is None or s.quote_outcome is not None:
+            return
+        kept = plan_fingerprint(plan) == quote.plan_fingerprint
+        detail = plan.explanation.quote or ("kept the quoted option" if kept else "the quoted option was not kept")
+        if not kept:
+            self._quote_not_kept(detail)
+            return
+        s.quote_outcome = QuoteOutcome(option_id=quote.option_id, kept=True, detail=detail)
+        self._note("sourcing", "quote kept", f"{quote.option_id}: {detail}")
+        after = _effect(self._live())
+        before = _quoted_effect(quote).model_copy(update={"node_ids": after.node_ids, "shipments": after.shipments})
+        if _moved(before, after):
+            self._promise_changed("sourcing", "same nodes as quoted, but the promise moved since the quote", before)
+
+    def _quote_not_kept(self, detail: str) -> None:
+        s = self._s
+        quote = s.quote
+        if quote is None or s.quote_outcome is not None:
+            return
+        s.quote_outcome = QuoteOutcome(option_id=quote.option_id, kept=False, detail=detail)
+        self._note("sourcing", "quote not kept", f"{quote.option_id}: {detail}")
+        self._promise_changed("sourcing", detail, _quoted_effect(quote))
+
+    def _promise_changed(self, actor: str, reason: str, before: PlanEffect) -> PlanEffect:
+        """Record that the promise moved from ``before`` to what the live shipments promise now."""
+        after = _effect(self._live())
+        if not _moved(before, after) and before.node_ids == after.node_ids:
+            return after
+        s = self._s
+        s.promise_changes.append(
+            PromiseChange(at=workflow.now(), actor=actor, reason=reason, before=before, after=after)
+        )
+        self._note(actor, "promise changed", f"{_promise_words(before)} -> {_promise_words(after)}: {reason}")
+        return after
 
     def _order_for(self, quantities: dict[str, int]) -> Order:
         """The order as the sourcing engine should see it: only these units of these lines."""
@@ -552,11 +667,13 @@ class OrderWorkflow:
                     method=ps.method,
                     service_level=ps.service_level,
                     cost_minor=ps.cost_minor,
+                    shipping_minor=ps.shipping_minor,
                     ready_by=ps.ready_by,
                     promised_date=ps.promised_date,
                     current_promise=ps.promised_date,
                 )
             )
+
         workflow.upsert_search_attributes([SA_NODES.value_set(sorted({v.node_id for v in self._live()}))])
         if first:
             self._set_stage(OrderStage.PLANNED, "sourcing", plan.explanation.decision)
@@ -601,7 +718,7 @@ class OrderWorkflow:
     async def _release_planned(self) -> None:
         s = self._s
         planned = [v for v in self._live() if v.stage is ShipmentStage.PLANNED]
-        if not planned:
+        if not planned or self._in_change_window():
             return
         readiness = await _local(
             ActivityName.CHECK_NODES,
@@ -979,7 +1096,7 @@ class OrderWorkflow:
             self._done[command.id] = command
 
     async def _run_command(
-        self, request: CancelOrder | RerouteShipment | ChangeServiceLevel | ChangeAddress
+        self, request: CancelOrder | RerouteShipment | ChangeServiceLevel | ChangeAddress | ChangePickup
     ) -> OverrideResult:
         s = self._s
         match request:
@@ -1008,6 +1125,8 @@ class OrderWorkflow:
                 s.order = changed
                 s.destination = validation.destination
                 return await self._replan_unreleased(request, f"ship to {address.city}, {address.country}")
+            case ChangePickup(node_id=node_id):
+                return await self._change_pickup(request, node_id)
         raise AssertionError(f"unknown command {request!r}")
 
     async def _cancel_lines(self, request: CancelOrder, line_ids: list[str]) -> OverrideResult:
@@ -1068,24 +1187,48 @@ class OrderWorkflow:
 
     async def _replan_unreleased(self, request: Override, what: str) -> OverrideResult:
         """Drop the shipments not released yet and plan their units again under the changed order."""
-        live = self._live()
-        before = _effect(live)
-        for view in live:
-            if view.stage is ShipmentStage.PLANNED:
+        return await self._replan(request, what, lambda v: v.stage is ShipmentStage.PLANNED)
+
+    async def _replan(self, request: Override, what: str, affected: Callable[[ShipmentView], bool]) -> OverrideResult:
+        """End the affected shipments (cancelling at the node what was released) and plan their units again
+        under the changed order; the answer and the order's promise history carry before and after."""
+        before = _effect(self._live())
+        for view in self._live():
+            if affected(view):
                 await self._end_shipment(view, what)
         self._journal(request, "order changed", what)
         if not self._blocking_hold():
             await self._plan_if_needed()
-        live = self._live()
-        after = _effect(live)
+        after = self._promise_changed(request.actor, f"{what} ({request.role}, {request.reason_code})", before)
         self._wake = True
         return self._answer(what, before=before, after=after)
 
+    async def _change_pickup(self, request: ChangePickup, node_id: str) -> OverrideResult:
+        """Collect at ``node_id``: the branch is validated as a pickup point first (it becomes the destination)."""
+        s = self._s
+        changed = s.order.model_copy(update={"pickup_node_id": node_id})
+        try:
+            validation = await _local(
+                ActivityName.VALIDATE_ORDER, ValidateOrderInput(order=changed), ValidateOrderResult
+            )
+        except ActivityFailure as err:
+            if _failure_type(err) == ErrorType.ORDER_INVALID:
+                raise OverrideRefused(f"{node_id} cannot take this pickup: {_failure_message(err)}") from None
+            raise
+        was_pickup = s.order.is_pickup
+        s.order = changed
+        s.destination = validation.destination
+        what = f"collect at {node_id}" + ("" if was_pickup else " instead of delivery")
+        # The validator allowed it: every live shipment can still be moved.
+        return await self._replan(request, what, lambda _: True)
+
     def _answer(self, message: str, **effects: PlanEffect) -> OverrideResult:
-        return OverrideResult(message=message, stage=self._s.stage, **effects)
+        before, after = effects.get("before"), effects.get("after")
+        difference = None if before is None or after is None else after.price_minor - before.price_minor
+        return OverrideResult(message=message, stage=self._s.stage, price_difference_minor=difference, **effects)
 
     async def _queue(
-        self, request: CancelOrder | RerouteShipment | ChangeServiceLevel | ChangeAddress
+        self, request: CancelOrder | RerouteShipment | ChangeServiceLevel | ChangeAddress | ChangePickup
     ) -> OverrideResult:
         info = workflow.current_update_info()
         command_id = info.id if info else str(workflow.uuid4())
@@ -1288,6 +1431,41 @@ class OrderWorkflow:
         self._require_open()
         self._require_unreleased("the address")
 
+    @workflow.update(name=UpdateName.CHANGE_PICKUP)
+    async def change_pickup(self, request: ChangePickup) -> OverrideResult:
+        return await self._queue(request)
+
+    @change_pickup.validator
+    def _validate_change_pickup(self, request: ChangePickup) -> None:
+        s = self._s
+        self._require_open()
+        if s.order.pickup_node_id == request.node_id:
+            raise _invalid(f"the order is already collected at {request.node_id}")
+        if s.stage in (OrderStage.RECEIVED, OrderStage.ON_HOLD):
+            raise _invalid("the order is still being validated; change the branch once it is validated")
+        if s.cancel_requested is not None:
+            raise _invalid("the order is being cancelled")
+        # A pickup may move until its shipment is picked; a delivery only until a shipment is released.
+        too_late = [
+            v.shipment_id
+            for v in self._live()
+            if v.stage not in (_PICKUP_MOVABLE if v.method is Method.PICKUP else (ShipmentStage.PLANNED,))
+        ]
+        if too_late:
+            raise _invalid(f"the branch can no longer change: {', '.join(too_late)} already under way")
+
+    @workflow.update(name=UpdateName.PLACEMENT)
+    async def placement(self) -> Placement:
+        """Wait until the order is past planning, then say whether it is accepted and its stock held: what a
+        checkout asks with the order's start (update-with-start), instead of polling."""
+        await workflow.wait_condition(lambda: self._legacy is not None and self._placed())
+        return self._placement()
+
+    @placement.validator
+    def _validate_placement(self) -> None:
+        if self._legacy:
+            raise _invalid("this order runs the first lifecycle version, which does not answer placement")
+
     @workflow.update(name=UpdateName.ADD_NOTE)
     def add_note(self, request: AddNote) -> OverrideResult:
         self._journal(request, "note")
@@ -1322,6 +1500,65 @@ class OrderWorkflow:
         if s.cancel_requested is not None:
             raise _invalid("the order is being cancelled")
 
+    # --- placement and status -------------------------------------------------------------------------------
+
+    def _placed(self) -> bool:
+        s = self._s
+        return bool(self._legacy) or s.stage not in _PLACING or s.backorder is not None
+
+    def _placement(self) -> Placement:
+        s = self._s
+        live = self._live()
+        accepted = s.stage not in (OrderStage.REJECTED, OrderStage.FAILED, OrderStage.CANCELLED)
+        backordered = sum(self._remainder().values()) if s.backorder is not None else 0
+        reason = s.failure
+        if reason is None and s.holds:
+            reason = "; ".join(f"{h.code}: {h.reason}" for h in s.holds)
+        if reason is None and backordered:
+            reason = f"{backordered} unit(s) backordered until stock arrives"
+        return Placement(
+            order_id=s.order.order_id,
+            stage=s.stage,
+            accepted=accepted,
+            reserved=accepted and bool(live),
+            backordered_units=backordered,
+            reason=reason,
+            promise=_effect(live) if live else None,
+            quote=s.quote_outcome,
+            changes_until=s.release_at if self._in_change_window() else None,
+        )
+
+    def _line_sources(self) -> list[LineSources]:
+        s = self._s
+        remainder = self._remainder()
+        result = []
+        for line in s.order.lines:
+            sources = [
+                LineSource(
+                    node_id=v.node_id,
+                    shipment_id=v.shipment_id,
+                    quantity=a.quantity,
+                    stage=v.stage,
+                    method=v.method,
+                    promised_date=v.current_promise,
+                    ready_by=v.ready_by if v.method is Method.PICKUP else None,
+                )
+                for v in self._live()
+                for a in v.allocations
+                if a.line_id == line.line_id
+            ]
+            result.append(
+                LineSources(
+                    line_id=line.line_id,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    cancelled=s.cancelled.get(line.line_id, 0),
+                    unplanned=remainder.get(line.line_id, 0),
+                    sources=sources,
+                )
+            )
+        return result
+
     # --- query --------------------------------------------------------------------------------------------
 
     @workflow.query(name=QueryName.STATUS)
@@ -1330,6 +1567,8 @@ class OrderWorkflow:
             return self._legacy_flow.status()
         s = self._s
         order = s.order
+        live = self._live()
+        current = _effect(live) if live else None
         return OrderStatusView(
             order_id=order.order_id,
             stage=s.stage,
@@ -1347,6 +1586,12 @@ class OrderWorkflow:
             backorder=s.backorder,
             exception_code=s.exception_code,
             pickup_node_id=order.pickup_node_id,
+            line_sources=self._line_sources(),
+            original_promise=s.promise_changes[0].before if s.promise_changes else current,
+            current_promise=current,
+            promise_changes=list(s.promise_changes),
+            quote=s.quote_outcome,
+            changes_until=s.release_at if self._in_change_window() else None,
         )
 
     # --- bookkeeping ----------------------------------------------------------------------------------------

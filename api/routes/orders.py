@@ -10,16 +10,18 @@ in the body and are kept on the order's timeline.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -37,7 +39,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import DEFAULT_ACTOR, ActorHeader, SettingsDep, TemporalDep
+from api.deps import DEFAULT_ACTOR, ActorHeader, CheckoutDep, SettingsDep, TemporalDep, UowDep
 from api.errors import ApiError, validation_error
 from api.schemas import (
     AddressBody,
@@ -49,21 +51,32 @@ from api.schemas import (
     OrderCreate,
     OrderPublic,
     OverrideBody,
+    PickupBody,
+    PickupDetails,
     ReleaseHoldBody,
     RerouteBody,
     ServiceLevelBody,
     WorkflowRef,
 )
-from domain.lifecycle import OrderStage
+from domain.exceptions import PlaybookSettings
+from domain.lifecycle import OrderStage, ShipmentStage
+from domain.orders import Order
+from domain.policy import Method
+from domain.quotes import QuoteExpired, QuoteInvalid
+from infra.checkout import CheckoutService, QuoteMismatch
+from infra.db.uow import UnitOfWork
 from infra.settings import Settings
 from workflows import order_workflow_id
 from workflows.contracts import (
     SA_CHANNEL,
     SA_CUSTOMER_ID,
     SA_ORDER_STATUS,
+    OrderStatusView,
     OrderWorkflowInput,
     Override,
     OverrideResult,
+    Placement,
+    QuotedOption,
     UpdateName,
 )
 from workflows.order import OrderWorkflow
@@ -72,6 +85,9 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 log = structlog.get_logger(__name__)
 
 REQUEST_FINGERPRINT = "request_sha256"
+REQUEST_ID = "request_id"
+# With wait=reserved: how long the caller waits for "accepted, stock held" before a 202.
+PLACEMENT_WAIT = timedelta(seconds=20)
 # A query needs a worker to answer; without one, say so quickly rather than hang the caller.
 QUERY_TIMEOUT = timedelta(seconds=10)
 # An update needs a worker too: one not accepted (or refused) within this is answered 503,
@@ -103,50 +119,71 @@ async def _workflow_ref(
     return _ref(settings, description), await description.memo()
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderAccepted)
+_PLACE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the same order was sent before: the existing order (header Idempotent-Replayed)"},
+    202: {"description": "with wait=reserved: the order is received, but its placement was not answered in time"},
+    409: {"description": "an order with this id exists with different content"},
+    422: {"description": "a malformed body (each error names its field), or a quote id that cannot be honoured"},
+    503: {"description": "Temporal unreachable, or no worker took the order in time: retry the same request"},
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderAccepted, responses=_PLACE_RESPONSES)
 async def place_order(
-    body: OrderCreate, response: Response, client: TemporalDep, settings: SettingsDep
-) -> OrderAccepted:
+    body: OrderCreate,
+    response: Response,
+    client: TemporalDep,
+    settings: SettingsDep,
+    checkout: CheckoutDep,
+    wait: Annotated[
+        Literal["accepted", "reserved"] | None,
+        Query(
+            description="`accepted`: answer once the order's workflow has started. `reserved`: answer once the"
+            " order is past planning, with `placement` saying whether it is accepted and its stock held (the"
+            " default with a `quote_id`)."
+        ),
+    ] = None,
+) -> OrderAccepted | JSONResponse:
     """Start the order's workflow. The same order sent again is answered with the existing one (200);
-    a different order under an id already used is refused (409)."""
+    a different order under an id already used is refused (409). With a `quote_id` from
+    `POST /fulfillment-options`, the order executes the quoted option when it still can (its service level and
+    pickup branch come from the quote) and records the change when it cannot."""
+    now = datetime.now(UTC)
     workflow_id = order_workflow_id(body.order_id)
-    order = body.to_domain(received_at=datetime.now(UTC))
-    fingerprint = body.fingerprint()
     structlog.contextvars.bind_contextvars(order_id=body.order_id, workflow_id=workflow_id)
+    fingerprint = body.fingerprint()
+    order = body.to_domain(received_at=now)
+    quote: QuotedOption | None = None
+    if body.quote_id is not None:
+        try:
+            order, quote = _apply_quote(body, order, checkout, now)
+        except ApiError:
+            # A retry of an order already placed with this quote is answered with that order, expired or not.
+            replayed = await _replay(client, settings, body.order_id, fingerprint, response)
+            if replayed is None:
+                raise
+            return replayed
+    start = _StartOptions(settings, order, fingerprint)
+    workflow_input = OrderWorkflowInput(
+        order=order,
+        settings=PlaybookSettings(change_window=timedelta(seconds=settings.order_change_window_s)),
+        quote=quote,
+    )
+    if (wait or ("reserved" if quote else "accepted")) == "reserved":
+        return await _place_and_wait(client, settings, workflow_input, start, response)
     try:
         handle = await client.start_workflow(
             OrderWorkflow.run,
-            OrderWorkflowInput(order=order),
+            workflow_input,
             id=workflow_id,
             task_queue=settings.task_queue,
-            # An order id is used once, ever: not even a finished order may be started again.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            memo={REQUEST_FINGERPRINT: fingerprint},
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(SA_CUSTOMER_ID, order.customer_id),
-                    SearchAttributePair(SA_CHANNEL, str(order.channel)),
-                    SearchAttributePair(SA_ORDER_STATUS, str(OrderStage.RECEIVED)),
-                ]
-            ),
-            static_summary=f"order {order.order_id}: {len(order.lines)} line(s), {order.service_level}",
+            **start.kwargs(),
         )
     except WorkflowAlreadyStartedError:
-        existing = client.get_workflow_handle_for(OrderWorkflow.run, workflow_id)
-        ref, memo = await _workflow_ref(settings, existing)
-        if memo.get(REQUEST_FINGERPRINT) != fingerprint:
-            raise ApiError(
-                409,
-                f"order {body.order_id} already exists with different content",
-                order_id=body.order_id,
-                workflow=ref.model_dump(),
-            ) from None
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-        stage = (await existing.query(OrderWorkflow.status, rpc_timeout=QUERY_TIMEOUT)).stage
-        log.info("duplicate order request answered with the existing order")
-        return OrderAccepted(order_id=body.order_id, stage=stage, workflow=ref)
+        replayed = await _replay(client, settings, body.order_id, fingerprint, response)
+        assert replayed is not None  # it was just found to exist
+        return replayed
     log.info("order accepted", run_id=handle.result_run_id)
     response.headers["Location"] = f"/orders/{body.order_id}"
     return OrderAccepted(
@@ -161,9 +198,172 @@ async def place_order(
     )
 
 
+class _StartOptions:
+    """How an order's workflow is started, the same with or without waiting for its placement."""
+
+    def __init__(self, settings: Settings, order: Order, fingerprint: str) -> None:
+        self.settings = settings
+        self.order = order
+        self.fingerprint = fingerprint
+        # Tells this request's start from an earlier one's (update-with-start does not say which it was).
+        self.request_id = str(uuid.uuid4())
+
+    def kwargs(self) -> dict[str, Any]:
+        order = self.order
+        return {
+            # An order id is used once, ever: not even a finished order may be started again.
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            "memo": {REQUEST_FINGERPRINT: self.fingerprint, REQUEST_ID: self.request_id},
+            "search_attributes": TypedSearchAttributes(
+                [
+                    SearchAttributePair(SA_CUSTOMER_ID, order.customer_id),
+                    SearchAttributePair(SA_CHANNEL, str(order.channel)),
+                    SearchAttributePair(SA_ORDER_STATUS, str(OrderStage.RECEIVED)),
+                ]
+            ),
+            "static_summary": f"order {order.order_id}: {len(order.lines)} line(s), {order.service_level}"
+            + (f", pickup at {order.pickup_node_id}" if order.pickup_node_id else ""),
+        }
+
+
+def _apply_quote(
+    body: OrderCreate, order: Order, checkout: CheckoutService, now: datetime
+) -> tuple[Order, QuotedOption]:
+    """The order as the quote has it (service level, pickup branch), and what the workflow must keep; a 422
+    naming ``quote_id`` when the quote cannot be honoured."""
+    assert body.quote_id is not None
+    try:
+        payload = checkout.verify(body.quote_id, order, now)
+    except QuoteExpired as err:
+        raise ApiError(
+            422,
+            f"quote_id: {err.message}",
+            field="quote_id",
+            type="quote_expired",
+            expired_at=err.expired_at.isoformat(),
+        ) from None
+    except QuoteInvalid as err:
+        kind = "quote_mismatch" if isinstance(err, QuoteMismatch) else "quote_invalid"
+        raise ApiError(422, f"quote_id: {err.message}", field="quote_id", type=kind) from None
+    variant = payload.variant
+    given = body.model_fields_set
+    if "service_level" in given and variant.method is Method.DELIVERY and body.service_level != variant.service_level:
+        raise ApiError(
+            422,
+            f"service_level: the quote is for {variant.service_level} delivery,"
+            f" the order asks for {body.service_level}",
+            field="service_level",
+            type="quote_mismatch",
+        )
+    if body.pickup_node_id is not None and body.pickup_node_id != variant.pickup_node_id:
+        where = f"pickup at {variant.pickup_node_id}" if variant.pickup_node_id else "delivery"
+        raise ApiError(
+            422,
+            f"pickup_node_id: the quote is for {where}, the order names {body.pickup_node_id}",
+            field="pickup_node_id",
+            type="quote_mismatch",
+        )
+    chosen = order.model_copy(update={"service_level": variant.service_level, "pickup_node_id": variant.pickup_node_id})
+    quote = QuotedOption.of(payload)
+    return chosen, quote
+
+
+async def _place_and_wait(
+    client: Client,
+    settings: Settings,
+    workflow_input: OrderWorkflowInput,
+    start: _StartOptions,
+    response: Response,
+) -> OrderAccepted | JSONResponse:
+    """Start the order and ask, in the same call, whether it is accepted and its stock held (update-with-start):
+    the caller learns it within the request. Sent again, the same request reaches the same order and the same
+    answer (the update id comes from the request's content)."""
+    order_id = workflow_input.order.order_id
+    workflow_id = order_workflow_id(order_id)
+    operation = WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        workflow_input,
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        **start.kwargs(),
+    )
+    try:
+        async with asyncio.timeout(PLACEMENT_WAIT.total_seconds()):
+            update: WorkflowUpdateHandle[Placement] = await client.start_update_with_start_workflow(
+                UpdateName.PLACEMENT,
+                start_workflow_operation=operation,
+                id=f"placement:{start.fingerprint[:32]}",
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=Placement,
+                rpc_timeout=UPDATE_TIMEOUT,
+            )
+            placement = await update.result(rpc_timeout=PLACEMENT_WAIT)
+    except WorkflowAlreadyStartedError:
+        # The order exists and has finished: REJECT_DUPLICATE refused to start it again.
+        replayed = await _replay(client, settings, order_id, start.fingerprint, response)
+        assert replayed is not None
+        return replayed
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            await handle.describe()
+        except RPCError:
+            raise ApiError(503, "the order could not be started in time: retry the same request") from None
+        log.warning("order started, placement not answered in time")
+        return JSONResponse(
+            status_code=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/orders/{order_id}"},
+            content={
+                "message": f"order {order_id} received; whether its stock is held is not known yet:"
+                f" GET /orders/{order_id}",
+                "order_id": order_id,
+                "stage": OrderStage.RECEIVED.value,
+            },
+        )
+    handle = await operation.workflow_handle()
+    ref, memo = await _workflow_ref(settings, handle)
+    if memo.get(REQUEST_FINGERPRINT) != start.fingerprint:
+        raise ApiError(
+            409, f"order {order_id} already exists with different content", order_id=order_id, workflow=ref.model_dump()
+        )
+    if memo.get(REQUEST_ID) == start.request_id:
+        response.headers["Location"] = f"/orders/{order_id}"
+        log.info("order placed", stage=placement.stage, reserved=placement.reserved)
+    else:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return OrderAccepted(order_id=order_id, stage=placement.stage, workflow=ref, placement=placement)
+
+
+async def _replay(
+    client: Client, settings: Settings, order_id: str, fingerprint: str, response: Response
+) -> OrderAccepted | None:
+    """The existing order when this request placed it before (200), None when there is no such order, and 409
+    when the id is taken by an order with other content."""
+    existing = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(order_id))
+    try:
+        ref, memo = await _workflow_ref(settings, existing)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if memo.get(REQUEST_FINGERPRINT) != fingerprint:
+        raise ApiError(
+            409, f"order {order_id} already exists with different content", order_id=order_id, workflow=ref.model_dump()
+        )
+    response.status_code = status.HTTP_200_OK
+    response.headers["Idempotent-Replayed"] = "true"
+    stage = (await existing.query(OrderWorkflow.status, rpc_timeout=QUERY_TIMEOUT)).stage
+    log.info("duplicate order request answered with the existing order")
+    return OrderAccepted(order_id=order_id, stage=stage, workflow=ref)
+
+
 @router.get("/{order_id}", response_model=OrderPublic)
-async def get_order(order_id: str, client: TemporalDep, settings: SettingsDep) -> OrderPublic:
-    """The live picture of an order, answered by its workflow."""
+async def get_order(order_id: str, client: TemporalDep, settings: SettingsDep, uow: UowDep) -> OrderPublic:
+    """The live picture of an order, answered by its workflow: per line where it comes from, each shipment's
+    stage, the promise against the original one (and every change, with why), and for a pickup where and from
+    when to collect."""
     handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(order_id))
     try:
         ref, _ = await _workflow_ref(settings, handle)
@@ -172,7 +372,24 @@ async def get_order(order_id: str, client: TemporalDep, settings: SettingsDep) -
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, f"order {order_id} not found") from None
         raise
-    return OrderPublic(**view.model_dump(), workflow=ref)
+    pickup = None if view.pickup_node_id is None else await _pickup(uow, view)
+    return OrderPublic(**view.model_dump(), workflow=ref, pickup=pickup)
+
+
+async def _pickup(uow: UnitOfWork, view: OrderStatusView) -> PickupDetails:
+    """Where to collect a pickup order: the branch's name and address, from when, and whether it is waiting."""
+    assert view.pickup_node_id is not None
+    async with uow:
+        record = await uow.network.get_node(view.pickup_node_id)
+    live = [v for v in view.shipments if v.live and v.method is Method.PICKUP]
+    readies = [v.ready_by for v in live]
+    return PickupDetails(
+        node_id=view.pickup_node_id,
+        name=None if record is None else record.spec.name,
+        address=None if record is None else record.spec.address.model_dump(mode="json"),
+        ready_by=None if not readies or None in readies else max(r for r in readies if r is not None),
+        ready=bool(live) and all(v.stage is ShipmentStage.READY_FOR_PICKUP for v in live),
+    )
 
 
 # --- CSR overrides ------------------------------------------------------------------------------------------
@@ -416,6 +633,23 @@ async def change_address(
     released yet are planned again for it (`before` and `after` in the answer). Allowed once the order is
     validated and until its first shipment is released."""
     return await _override(client, settings, order_id, UpdateName.CHANGE_ADDRESS, body, actor, idempotency_key)
+
+
+@router.post("/{order_id}/pickup", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
+async def change_pickup(
+    order_id: str,
+    body: PickupBody,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: ActorHeader = DEFAULT_ACTOR,
+    idempotency_key: IdempotencyKey = None,
+) -> OverrideResult | JSONResponse:
+    """Collect at another branch (`node_id`): a pickup order moves there (its shipment is cancelled at the old
+    branch if released), and a delivery order, split or not, becomes one pickup there (via transfer when the
+    policy allows). The answer carries `before` and `after` (nodes, ready-by, promise, price) and the price
+    difference. Allowed once the order is validated: for a pickup until the branch has picked it, for a
+    delivery until a shipment is released; refused for a branch that cannot take pickups."""
+    return await _override(client, settings, order_id, UpdateName.CHANGE_PICKUP, body, actor, idempotency_key)
 
 
 @router.post("/{order_id}/notes", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from infra.settings import Settings
 from infra.temporal import DATA_CONVERTER, ensure_search_attributes
+from tests.support import IMMEDIATE
 
 
 @pytest_asyncio.fixture
@@ -23,7 +24,7 @@ async def api_client(database_url: str, temporal_env: WorkflowEnvironment) -> As
     Settings take env-var names (the aliases) and ignore unknown ones: the assert makes sure the app uses the
     test database, not whatever ``DATABASE_URL`` the environment holds.
     """
-    settings = Settings.model_validate({"ORCH_DATABASE_URL": database_url})
+    settings = Settings.model_validate({**IMMEDIATE, "ORCH_DATABASE_URL": database_url})
     assert settings.database_url == database_url
     app = create_app(settings, temporal=temporal_env.client)
     async with (
@@ -50,7 +51,10 @@ async def isolated_api(database_url: str) -> AsyncIterator[IsolatedApi]:
     )
     try:
         await ensure_search_attributes(env.client)
-        app = create_app(Settings.model_validate({"ORCH_DATABASE_URL": database_url}), temporal=env.client)
+        app = create_app(
+            Settings.model_validate({**IMMEDIATE, "ORCH_DATABASE_URL": database_url}),
+            temporal=env.client,
+        )
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,

@@ -41,7 +41,7 @@ from infra.interceptors import LoggingInterceptor
 from infra.settings import Settings
 from infra.temporal import DATA_CONVERTER
 from integrations.partners import Partners
-from tests.support import AUSTIN, NEWARK, NodeSpec, SeededNetwork, build_network, eventually, make_order
+from tests.support import AUSTIN, IMMEDIATE, NEWARK, NodeSpec, SeededNetwork, build_network, eventually, make_order
 from tests.workflows import conftest as workflow_fixtures
 from worker import WORKFLOWS, build_activities
 from workflows import order_workflow_id
@@ -119,7 +119,7 @@ class Api:
 
 @asynccontextmanager
 async def serving(client: Client, database_url: str, task_queue: str) -> AsyncIterator[Api]:
-    settings = Settings.model_validate({"ORCH_DATABASE_URL": database_url, "ORCH_TASK_QUEUE": task_queue})
+    settings = Settings.model_validate({**IMMEDIATE, "ORCH_DATABASE_URL": database_url, "ORCH_TASK_QUEUE": task_queue})
     app = create_app(settings, temporal=client)
     async with (
         app.router.lifespan_context(app),

@@ -31,7 +31,7 @@ from domain.orders import Order, PaymentMethod
 from infra.db.uow import UowFactory
 from infra.settings import Settings
 from tests.api.conftest import IsolatedApi
-from tests.support import AUSTIN, NEWARK, NodeSpec, SeededNetwork, build_network, eventually, make_order
+from tests.support import AUSTIN, IMMEDIATE, NEWARK, NodeSpec, SeededNetwork, build_network, eventually, make_order
 from tests.workflows import conftest as workflow_fixtures
 from workflows import order_workflow_id
 from workflows.contracts import Hold, HoldCode, OrderStatusView, PaymentState, TimelineEntry
@@ -63,7 +63,9 @@ async def api(
 ) -> AsyncIterator[Api]:
     """The app, starting its orders on the task queue of a worker with the real activities."""
     async with new_worker() as worker:
-        settings = Settings.model_validate({"ORCH_DATABASE_URL": database_url, "ORCH_TASK_QUEUE": worker.task_queue})
+        settings = Settings.model_validate(
+            {**IMMEDIATE, "ORCH_DATABASE_URL": database_url, "ORCH_TASK_QUEUE": worker.task_queue}
+        )
         assert settings.task_queue == worker.task_queue
         app = create_app(settings, temporal=temporal_env.client)
         async with (

@@ -28,7 +28,7 @@ from infra.db.tables import OrderPlan
 from infra.db.uow import UowFactory
 from infra.settings import Settings
 from tests.private_db import private_database, unit_of_work_factory
-from tests.support import AUSTIN, DALLAS, NEWARK, NodeSpec, SeededNetwork, build_network
+from tests.support import AUSTIN, DALLAS, IMMEDIATE, NEWARK, NodeSpec, SeededNetwork, build_network
 
 pytestmark = pytest.mark.db
 
@@ -49,7 +49,9 @@ async def rules_uow(rules_database_url: str) -> AsyncIterator[UowFactory]:
 
 @asynccontextmanager
 async def client_for(database_url: str, temporal_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings.model_validate({"ORCH_DATABASE_URL": database_url}), temporal=temporal_env.client)
+    app = create_app(
+        Settings.model_validate({**IMMEDIATE, "ORCH_DATABASE_URL": database_url}), temporal=temporal_env.client
+    )
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client,

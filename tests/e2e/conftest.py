@@ -73,6 +73,8 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "ORCH_API_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
         "ORCH_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "ORCH_SIMULATOR_STEP_DELAY_S": "0.2",
+        # Released at once: these tests follow orders to the end (the change window has its own tests).
+        "ORCH_ORDER_CHANGE_WINDOW_S": "0",
         "LOG_FORMAT": "json",
     }
     stack = Stack(
