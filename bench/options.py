@@ -74,6 +74,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +84,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
@@ -381,64 +383,11 @@ async def load(http: httpx.AsyncClient, database_url: str, plan: Layout) -> dict
 
 # --- measuring -----------------------------------------------------------------------------------------------
 
-Send = Callable[[], Awaitable[None]]
+Send = Callable[[httpx.AsyncClient], Awaitable[None]]
 
 
-@dataclass
-class Kind:
-    name: str
-    send: Send
-    per_client: int = 1
-    ms: list[float] = field(default_factory=list)
-    single_ms: list[float] = field(default_factory=list)
-    requests: int = 0
-    seconds: float = 0.0
-    round_rps: list[float] = field(default_factory=list)
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
-
-
-async def timed(send: Send) -> float:
-    started = time.perf_counter()
-    await send()
-    return (time.perf_counter() - started) * 1000
-
-
-async def phase(send: Send, clients: int, per_client: int) -> tuple[float, list[float]]:
-    """``clients`` clients each send ``per_client`` requests back to back; (wall seconds, latencies in ms)."""
-    latencies: list[float] = []
-
-    async def client() -> None:
-        for _ in range(per_client):
-            latencies.append(await timed(send))
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return time.perf_counter() - started, latencies
-
-
-async def measure(kinds: list[Kind], clients: int, rounds: int, phase_s: float, single: int) -> None:
-    # Warm-up under load, which also gives each kind's rate, so that every later phase lasts about phase_s.
-    for kind in kinds:
-        seconds, _ = await phase(kind.send, clients, WARM_UP_PER_CLIENT[kind.name])
-        rate = clients * WARM_UP_PER_CLIENT[kind.name] / seconds
-        kind.per_client = max(1, round(rate * phase_s / clients))
-    for i in range(single):
-        for kind in kinds if i % 2 == 0 else reversed(kinds):
-            kind.single_ms.append(await timed(kind.send))
-    for r in range(rounds):
-        for kind in kinds if r % 2 == 0 else reversed(kinds):
-            seconds, latencies = await phase(kind.send, clients, kind.per_client)
-            kind.ms += latencies
-            kind.requests += clients * kind.per_client
-            kind.seconds += seconds
-            kind.round_rps.append(clients * kind.per_client / seconds)
-
-
-def sender(http: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None = None) -> Send:
-    async def send() -> None:
+def sender(method: str, path: str, body: dict[str, Any] | None = None) -> Send:
+    async def send(http: httpx.AsyncClient) -> None:
         response = await http.request(method, path, json=body)
         if response.status_code != 200:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
@@ -446,14 +395,108 @@ def sender(http: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
     return send
 
 
+@dataclass
+class Kind:
+    name: str
+    send: Send
+    per_client: int = 1  # requests each client sends in one phase
+    single_ms: list[float] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
+    requests: int = 0
+    seconds: float = 0.0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    round_rps: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """CPU seconds used so far by the API process (all its threads) and by this one."""
+
+    api: psutil.Process
+
+    def read(self) -> tuple[float, float]:
+        api = self.api.cpu_times()
+        return api.user + api.system, time.process_time()
+
+
+async def timed(send: Send, http: httpx.AsyncClient) -> float:
+    started = time.perf_counter()
+    await send(http)
+    return (time.perf_counter() - started) * 1000
+
+
+async def phase(send: Send, clients: list[httpx.AsyncClient], per_client: int) -> tuple[float, list[float]]:
+    """Every client sends ``per_client`` requests back to back; (wall seconds, latencies in ms)."""
+    latencies: list[float] = []
+
+    async def client(http: httpx.AsyncClient) -> None:
+        for _ in range(per_client):
+            latencies.append(await timed(send, http))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(http) for http in clients))
+    return time.perf_counter() - started, latencies
+
+
+async def measure(
+    kinds: list[Kind], clients: list[httpx.AsyncClient], cpu: CpuClock, rounds: int, phase_s: float, single: int
+) -> None:
+    # A warm-up under load, which also gives each kind's rate, so that every later phase lasts about phase_s.
+    for kind in kinds:
+        seconds, _ = await phase(kind.send, clients, WARM_UP_PER_CLIENT[kind.name])
+        rate = len(clients) * WARM_UP_PER_CLIENT[kind.name] / seconds
+        kind.per_client = max(1, round(rate * phase_s / len(clients)))
+    for i in range(single):
+        for kind in kinds if i % 2 == 0 else reversed(kinds):
+            kind.single_ms.append(await timed(kind.send, clients[0]))
+    for r in range(rounds):
+        for kind in kinds if r % 2 == 0 else reversed(kinds):
+            server_before, client_before = cpu.read()
+            seconds, latencies = await phase(kind.send, clients, kind.per_client)
+            server_after, client_after = cpu.read()
+            kind.ms += latencies
+            kind.requests += len(clients) * kind.per_client
+            kind.seconds += seconds
+            kind.server_cpu_s += server_after - server_before
+            kind.client_cpu_s += client_after - client_before
+            kind.round_rps.append(len(clients) * kind.per_client / seconds)
+
+
+def figures_of(kind: Kind) -> dict[str, float | int]:
+    n = kind.name
+    return {
+        f"{n}_single_p50_ms": round(percentile(kind.single_ms, 50), 2),
+        f"{n}_single_p99_ms": round(percentile(kind.single_ms, 99), 2),
+        f"{n}_requests": kind.requests,
+        f"{n}_p50_ms": round(percentile(kind.ms, 50), 2),
+        f"{n}_p99_ms": round(percentile(kind.ms, 99), 2),
+        f"{n}_rps": round(kind.rps, 2),
+        f"{n}_server_cpu_ms": round(kind.server_cpu_s / kind.requests * 1000, 3),
+        f"{n}_server_cores": round(kind.server_cpu_s / kind.seconds, 2),
+        f"{n}_client_cores": round(kind.client_cpu_s / kind.seconds, 2),
+    }
+
+
 # --- the run -------------------------------------------------------------------------------------------------
 
 
 async def run(
-    database_url: str, port: int, plan: Layout, clients: int, rounds: int, phase_s: float, single: int
+    database_url: str, api: psutil.Process, port: int, plan: Layout, args: argparse.Namespace
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=clients + SEED_CONCURRENCY, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=REQUEST_TIMEOUT_S) as http:
+    base_url = f"http://127.0.0.1:{port}"
+    async with AsyncExitStack() as stack:
+        # One client per simulated customer, each on a connection of its own: one pool shared by 32 tasks costs
+        # httpx more than the liveness probe costs the server.
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S))
+            for _ in range(args.clients)
+        ]
+        http = clients[0]
         started = time.perf_counter()
         counts = await load(http, database_url, plan)
         load_s = time.perf_counter() - started
@@ -465,10 +508,10 @@ async def run(
         answer = first.json()
         if not answer["options"]:
             raise RuntimeError(f"the cart got no options: {answer['message']}")
-        options = Kind("options", sender(http, "POST", OPTIONS_PATH, cart))
-        trivial = Kind("trivial", sender(http, "GET", TRIVIAL_PATH))
+        options = Kind("options", sender("POST", OPTIONS_PATH, cart))
+        trivial = Kind("trivial", sender("GET", TRIVIAL_PATH))
         started = time.perf_counter()
-        await measure([options, trivial], clients, rounds, phase_s, single)
+        await measure([options, trivial], clients, CpuClock(api), args.rounds, args.phase_s, args.single)
         measure_s = time.perf_counter() - started
 
     ratios = [o / t for o, t in zip(options.round_rps, trivial.round_rps, strict=True)]
@@ -486,23 +529,16 @@ async def run(
         "policy_version": answer["policy_version"],
         "options_per_cart": len(answer["options"]),
         "option_kinds": [o["kind"] for o in answer["options"]],
-        "clients": clients,
-        "rounds": rounds,
-        "options_single_p50_ms": round(percentile(options.single_ms, 50), 1),
-        "options_single_p99_ms": round(percentile(options.single_ms, 99), 1),
-        "trivial_single_p50_ms": round(percentile(trivial.single_ms, 50), 2),
-        "trivial_single_p99_ms": round(percentile(trivial.single_ms, 99), 2),
-        "options_requests": options.requests,
-        "trivial_requests": trivial.requests,
-        "options_p50_ms": round(percentile(options.ms, 50), 1),
-        "options_p99_ms": round(percentile(options.ms, 99), 1),
-        "trivial_p50_ms": round(percentile(trivial.ms, 50), 2),
-        "trivial_p99_ms": round(percentile(trivial.ms, 99), 2),
-        "options_rps": round(options.rps, 2),
-        "trivial_rps": round(trivial.rps, 1),
+        "clients": args.clients,
+        "rounds": args.rounds,
+        **figures_of(options),
+        **figures_of(trivial),
         "throughput_ratio": round(options.rps / trivial.rps, 4),
         "throughput_ratio_min": round(min(ratios), 4),
         "throughput_ratio_max": round(max(ratios), 4),
+        "server_cpu_ratio": round(
+            (options.server_cpu_s / options.requests) / (trivial.server_cpu_s / trivial.requests), 1
+        ),
         "load_s": round(load_s, 1),
         "measure_s": round(measure_s, 1),
     }
@@ -526,9 +562,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             log_path = Path(scratch) / "api.log"
             api = start_api(database_url, port, log_path)
             try:
-                figures = asyncio.run(
-                    run(database_url, port, plan, args.clients, args.rounds, args.phase_s, args.single)
-                )
+                assert api.process is not None
+                figures = asyncio.run(run(database_url, psutil.Process(api.process.pid), port, plan, args))
             except Exception:
                 print(log_path.read_text()[-3000:], file=sys.stderr)
                 raise
@@ -552,21 +587,26 @@ def report(f: dict[str, Any]) -> None:
     )
     print(f"Options: {f['options_per_cart']} ({', '.join(f['option_kinds'])})")
     print()
+    kinds = (("options", "POST " + OPTIONS_PATH), ("trivial", "GET " + TRIVIAL_PATH))
     print("One request at a time, the two kinds alternating:")
     print(f"  {'':28}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"  {'POST ' + OPTIONS_PATH:28}{f['options_single_p50_ms']:>10}{f['options_single_p99_ms']:>10}")
-    print(f"  {'GET ' + TRIVIAL_PATH:28}{f['trivial_single_p50_ms']:>10}{f['trivial_single_p99_ms']:>10}")
+    for name, label in kinds:
+        print(f"  {label:28}{f[f'{name}_single_p50_ms']:>10}{f[f'{name}_single_p99_ms']:>10}")
     print()
     print(f"{f['clients']} concurrent clients, {f['rounds']} rounds of one phase each, alternating which goes first:")
-    print(f"  {'':28}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    for name, path in (("options", "POST " + OPTIONS_PATH), ("trivial", "GET " + TRIVIAL_PATH)):
+    print(
+        f"  {'':28}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'API CPU ms':>12}{'API':>6}{'client':>8}"
+    )
+    for name, label in kinds:
         print(
-            f"  {path:28}{f[f'{name}_requests']:>10,}{f[f'{name}_rps']:>10}{f[f'{name}_p50_ms']:>10}"
-            f"{f[f'{name}_p99_ms']:>10}"
+            f"  {label:28}{f[f'{name}_requests']:>10,}{f[f'{name}_rps']:>10}{f[f'{name}_p50_ms']:>10}"
+            f"{f[f'{name}_p99_ms']:>10}{f[f'{name}_server_cpu_ms']:>12}{f[f'{name}_server_cores']:>6}"
+            f"{f[f'{name}_client_cores']:>8}"
         )
+    print("  (API CPU ms: the API process's CPU time per request; API, client: cores busy during the phases)")
     print(
         f"  options / liveness throughput: {f['throughput_ratio']} (single rounds {f['throughput_ratio_min']}"
-        f" to {f['throughput_ratio_max']})"
+        f" to {f['throughput_ratio_max']}); API CPU per request, options / liveness: {f['server_cpu_ratio']}"
     )
     print(f"Runtime {f['runtime_s']} s (measuring {f['measure_s']} s)")
 

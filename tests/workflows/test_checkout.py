@@ -32,7 +32,6 @@ from tests.workflows.conftest import NewWorker
 from tests.workflows.test_lifecycle import (
     CSR,
     Handle,
-    Simulator,
     cancellations,
     live,
     override,
@@ -40,7 +39,7 @@ from tests.workflows.test_lifecycle import (
     until,
     update_events,
 )
-from tests.workflows.test_order_workflow import ALL_THE_WAY, report, wait_for_stage
+from tests.workflows.test_order_workflow import ALL_THE_WAY, Simulator, report, wait_for_stage
 from workflows import order_workflow_id
 from workflows.contracts import (
     CancelOrder,
@@ -132,7 +131,8 @@ async def test_an_order_placed_with_a_quote_executes_exactly_the_quoted_option(
         handle = await start(worker, order, quote=quote)
         placed = await placement(handle)
         assert (placed.accepted, placed.reserved) == (True, True)
-        assert placed.quote is not None and placed.quote.kept, placed.quote
+        assert placed.quote is not None
+        assert placed.quote.kept, placed.quote
         assert placed.quote.option_id == quote.option_id
         view = await wait_for_stage(handle, OrderStage.RELEASED)
     assert [(s.node_id, s.method) for s in live(view)] == [(net.node("BRANCH"), Method.PICKUP)]
