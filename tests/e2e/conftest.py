@@ -24,6 +24,7 @@ from tests.support import AUSTIN, NEWARK, NodeSpec, SeededNetwork, build_network
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
 WEBHOOK_SECRET = "e2e-secret"
+QUOTE_SECRET = "e2e-quote-secret-0123456789abcdefghij"
 
 
 @dataclass
@@ -72,6 +73,7 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "ORCH_WMS_URL": f"http://127.0.0.1:{simulator_port}",
         "ORCH_API_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
         "ORCH_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "ORCH_QUOTE_SECRET": QUOTE_SECRET,
         "ORCH_SIMULATOR_STEP_DELAY_S": "0.2",
         # Released at once: these tests follow orders to the end (the change window has its own tests).
         "ORCH_ORDER_CHANGE_WINDOW_S": "0",
