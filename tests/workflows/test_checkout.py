@@ -28,7 +28,7 @@ from infra.db.tables import Stock
 from infra.db.uow import UowFactory
 from infra.geo import CityGeocoder
 from tests.support import AUSTIN, DALLAS, NEWARK, NodeSpec, SeededNetwork, build_network, make_order
-from tests.workflows.conftest import NewWorker
+from tests.workflows.conftest import NewWorker, RecordHistory
 from tests.workflows.test_lifecycle import (
     CSR,
     Handle,
@@ -56,6 +56,13 @@ pytestmark = pytest.mark.db
 
 SECRET = "workflow-test-quote-secret-0123456789"
 CUSTOMER: dict[str, Any] = {**CSR, "actor": "customer:C-1", "role": Role.CUSTOMER, "reason_code": "changed_mind"}
+COLLECTED = (
+    ShipmentStage.ACKNOWLEDGED,
+    ShipmentStage.PICKED,
+    ShipmentStage.PACKED,
+    ShipmentStage.READY_FOR_PICKUP,
+    ShipmentStage.COLLECTED,
+)
 WINDOW = PlaybookSettings(change_window=timedelta(hours=1))
 
 
@@ -120,7 +127,7 @@ async def set_on_hand(uow: UowFactory, node_id: str, sku: str, on_hand: int) -> 
 
 
 async def test_an_order_placed_with_a_quote_executes_exactly_the_quoted_option(
-    new_worker: NewWorker, uow_factory: UowFactory
+    new_worker: NewWorker, uow_factory: UowFactory, record_history: RecordHistory
 ) -> None:
     net = await branch_and_dc(uow_factory)
     order = make_order(net, {"DRILL": 2})
@@ -135,6 +142,9 @@ async def test_an_order_placed_with_a_quote_executes_exactly_the_quoted_option(
         assert placed.quote.kept, placed.quote
         assert placed.quote.option_id == quote.option_id
         view = await wait_for_stage(handle, OrderStage.RELEASED)
+        await report(handle, live(view)[0].shipment_id, *COLLECTED)
+        assert (await handle.result()).stage is OrderStage.COMPLETED
+    await record_history(handle, "quote_kept")
     assert [(s.node_id, s.method) for s in live(view)] == [(net.node("BRANCH"), Method.PICKUP)]
     assert view.pickup_node_id == net.node("BRANCH")
     assert view.promise_changes == []
@@ -146,7 +156,7 @@ async def test_an_order_placed_with_a_quote_executes_exactly_the_quoted_option(
 
 
 async def test_stock_moved_after_the_quote_replans_under_the_chosen_method_and_records_why(
-    new_worker: NewWorker, uow_factory: UowFactory
+    new_worker: NewWorker, uow_factory: UowFactory, record_history: RecordHistory
 ) -> None:
     net = await branch_and_dc(uow_factory)
     order = make_order(net, {"DRILL": 2})
@@ -163,6 +173,9 @@ async def test_stock_moved_after_the_quote_replans_under_the_chosen_method_and_r
         assert "could not be kept" in placed.quote.detail
         assert net.node("BRANCH") in placed.quote.detail
         view = await status(handle)
+        await report(handle, live(view)[0].shipment_id, *ALL_THE_WAY)
+        assert (await handle.result()).stage is OrderStage.COMPLETED
+    await record_history(handle, "quote_not_kept")
     # Still the customer's method (standard delivery, one shipment), from the node that has the stock.
     [shipment] = live(view)
     assert (shipment.method, shipment.service_level) == (Method.DELIVERY, ServiceLevel.STANDARD)
@@ -200,7 +213,7 @@ async def test_placement_of_an_order_held_for_review_is_accepted_but_not_reserve
 
 
 async def test_changes_are_accepted_in_the_change_window_and_refused_once_released(
-    new_worker: NewWorker, uow_factory: UowFactory, temporal_env: WorkflowEnvironment
+    new_worker: NewWorker, uow_factory: UowFactory, temporal_env: WorkflowEnvironment, record_history: RecordHistory
 ) -> None:
     net = await branch_and_dc(uow_factory, branch=3)
     order = make_order(net, {"DRILL": 2})
@@ -270,6 +283,7 @@ async def test_changes_are_accepted_in_the_change_window_and_refused_once_releas
         await report(handle, again.shipment_id, ShipmentStage.COLLECTED)
         final = await handle.result()
     assert final.stage is OrderStage.COMPLETED
+    await record_history(handle, "changed_mind_in_window")
 
 
 async def test_a_delivery_changes_until_released_then_refuses_with_nothing_changed(
