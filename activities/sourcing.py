@@ -39,7 +39,8 @@ class SourcingActivities:
             if recorded is not None:
                 return recorded
             # Judged for this customer's tier: stock protected for higher tiers is not planned with.
-            now = datetime.now(UTC)
+            # Work at the node starts once the order is released: no earlier than the end of its change window.
+            now = max(datetime.now(UTC), input.not_before or datetime.min.replace(tzinfo=UTC))
             snapshot = await uow.inventory.snapshot_for_order(order, now=now, pickup_node_id=order.pickup_node_id)
             policy = await uow.policies.active()
             excluded = set(input.excluded_nodes)

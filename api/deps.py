@@ -28,7 +28,8 @@ class AppState:
 
     def __post_init__(self) -> None:
         ttl = timedelta(seconds=self.settings.quote_ttl_s)
-        self.checkout = CheckoutService(self.uow, self.geocoder, self.settings.quote_secrets, ttl)
+        window = timedelta(seconds=self.settings.order_change_window_s)
+        self.checkout = CheckoutService(self.uow, self.geocoder, self.settings.quote_secrets, ttl, release_delay=window)
 
 
 def _state(request: Request) -> AppState:

@@ -49,13 +49,24 @@ class Offers:
 class CheckoutService:
     """One per process: the engine runs in a worker thread, so a large cart does not stall the event loop."""
 
-    def __init__(self, uow: UowFactory, geocoder: CityGeocoder, secrets: Sequence[str], ttl: timedelta) -> None:
+    def __init__(
+        self,
+        uow: UowFactory,
+        geocoder: CityGeocoder,
+        secrets: Sequence[str],
+        ttl: timedelta,
+        *,
+        release_delay: timedelta = timedelta(0),
+    ) -> None:
+        """``release_delay``: the orders' change window. Nothing is released before it ends, so options are
+        promised from then, as the order's own plan will be."""
         if not secrets:
             raise ValueError("at least one quote secret is needed")
         self._uow = uow
         self._geocoder = geocoder
         self._secrets = list(secrets)
         self._ttl = ttl
+        self._release_delay = release_delay
 
     async def offers(self, cart: Order, now: datetime, *, methods: Collection[Method]) -> Offers:
         """The options for ``cart`` at ``now``. Raises ``OrderInvalid`` (its details list each problem by
@@ -77,7 +88,7 @@ class CheckoutService:
             cart,
             snapshot,
             policy.document,
-            now,
+            now + self._release_delay,
             destination=destination,
             policy_version=policy.version_label,
             methods=tuple(methods),

@@ -400,6 +400,8 @@ class PlanOrderInput(_Payload):
     variant: PlanVariant | None = None
     # The first plan of an order placed with a quote: keep the quoted plan when it is still feasible.
     quote: QuotedOption | None = None
+    # Nothing is released before this (the change window): promises count from it, not from now.
+    not_before: datetime | None = None
 
 
 class ReserveStockInput(_Payload):

@@ -136,6 +136,8 @@ NOTIFY_RETRY = RetryPolicy(
 
 R = TypeVar("R")
 
+# A pickup ready this much later (or earlier) than promised counts as a change of promise; less is drift.
+READY_SLACK = timedelta(hours=1)
 # A pickup shipment can still move to another branch until the branch has picked it.
 _PICKUP_MOVABLE = (ShipmentStage.PLANNED, ShipmentStage.RELEASED, ShipmentStage.ACKNOWLEDGED)
 # Stages an order is in before its placement has an answer (accepted or not, reserved or not).
@@ -215,13 +217,17 @@ def _promise_words(effect: PlanEffect) -> str:
 
 
 def _moved(before: PlanEffect, after: PlanEffect) -> bool:
-    """The customer would notice: another date, ready time, price or number of shipments."""
-    return (before.promised_date, before.ready_by, before.price_minor, before.shipments) != (
+    """The customer would notice: another day, price or number of shipments, or a pickup ready more than
+    ``READY_SLACK`` later or earlier (a ready-by is an estimate that drifts by the minutes between quote and order)."""
+    if (before.promised_date, before.price_minor, before.shipments) != (
         after.promised_date,
-        after.ready_by,
         after.price_minor,
         after.shipments,
-    )
+    ):
+        return True
+    if before.ready_by is None or after.ready_by is None:
+        return before.ready_by != after.ready_by
+    return abs(after.ready_by - before.ready_by) > READY_SLACK
 
 
 class OverrideRefused(ApplicationError):
@@ -543,6 +549,7 @@ class OrderWorkflow:
                         only_nodes=only_nodes,
                         variant=self._variant(),
                         quote=s.quote if s.quote_outcome is None and only_nodes is None else None,
+                        not_before=s.release_at if self._in_change_window() else None,
                     ),
                     Plan,
                 )
