@@ -1130,6 +1130,10 @@ class OrderWorkflow:
                         raise OverrideRefused(f"the new address is not valid: {_failure_message(err)}") from None
                     raise
                 s.order = changed
+                if changed.is_pickup:
+                    # Collected at the branch: the address is for the invoice, and no plan depends on it.
+                    self._journal(request, "billing address changed", f"{address.city}, {address.country}")
+                    return self._answer(f"billing address now {address.city}, {address.country}")
                 s.destination = validation.destination
                 return await self._replan_unreleased(request, f"ship to {address.city}, {address.country}")
             case ChangePickup(node_id=node_id):
@@ -1436,7 +1440,8 @@ class OrderWorkflow:
     @change_address.validator
     def _validate_change_address(self, request: ChangeAddress) -> None:
         self._require_open()
-        self._require_unreleased("the address")
+        if not self._s.order.is_pickup:
+            self._require_unreleased("the address")
 
     @workflow.update(name=UpdateName.CHANGE_PICKUP)
     async def change_pickup(self, request: ChangePickup) -> OverrideResult:
