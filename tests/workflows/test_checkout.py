@@ -43,6 +43,7 @@ from tests.workflows.test_order_workflow import ALL_THE_WAY, Simulator, report, 
 from workflows import order_workflow_id
 from workflows.contracts import (
     CancelOrder,
+    ChangeAddress,
     ChangePickup,
     ChangeServiceLevel,
     OrderWorkflowInput,
@@ -260,6 +261,12 @@ async def test_changes_are_accepted_in_the_change_window_and_refused_once_releas
                 handle, OrderWorkflow.change_service_level, ChangeServiceLevel(**CUSTOMER, service_level="standard")
             )
         assert "pickup order has no shipping service level" in str(refused.value.cause)
+
+        # The address of a pickup order is where the invoice goes: it may change, and nothing is planned again.
+        billing = order.ship_to.model_copy(update={"city": "Round Rock", "postal_code": "78664"})
+        changed = await override(handle, OrderWorkflow.change_address, ChangeAddress(**CUSTOMER, ship_to=billing))
+        assert changed.message == "billing address now Round Rock, US"
+        assert [s.shipment_id for s in live(await status(handle))] == [pickup.shipment_id]
 
         # A pickup may still move until it is picked: back to the Austin branch, cancelled in Dallas first.
         back = await override(handle, OrderWorkflow.change_pickup, ChangePickup(**CUSTOMER, node_id=net.node("BRANCH")))
