@@ -36,7 +36,7 @@ db-tests: $(STAMP)
 	$(BIN)/pytest -q -m db
 
 # Scripts that measure something (bench/skeleton.py is a module they import, not a benchmark).
-BENCHES := bench/orders.py bench/inventory.py bench/sourcing.py
+BENCHES := bench/orders.py bench/inventory.py bench/sourcing.py bench/options.py
 
 bench: $(STAMP)
 	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -23,7 +23,8 @@ Not through the route itself: after its commit the route signals backordered ord
 **The cart**: 5 lines of 1 to 3 units of plain generated SKUs (no hazmat, oversize or ship-alone; at most 5 kg),
 for a trade customer (``b2b``) whose home branch is ``--home`` (New York City), shipping to an address a few km
 from it. Five lines of random SKUs almost always fit in one DC and in no branch, which gives one delivery option
-and nothing else; the cart's stock is arranged so that every kind of answer the builder works for is in play:
+and little else; the cart's stock is arranged so that pickup at home via a transfer, pickup nearby, delivery from
+one node and delivery consolidated at the home branch are all in play:
 
 - the home branch holds lines 1 to 3 but not 4 and 5: pickup there needs a transfer over its lane from its DC;
 - that DC holds all five lines (100 units each);
@@ -33,28 +34,33 @@ and nothing else; the cart's stock is arranged so that every kind of answer the 
 The policy in force is the demo's (``infra/policies/demo.yaml``), stored and activated through ``POST /rules/...``:
 a trade customer is served from the home branch with missing units transferred in (up to 48 h, 2 origins), else
 from the nearest nodes, split up to 3. So one request asks the engine for pickup at the home branch (via
-transfer), pickup at each of up to 5 nearest branches that hold everything, delivery as the policy wants it
-(one shipment from the home branch once the transfer arrives), the same without transfers and from one node,
-and expedited: about ten ``plan()`` runs over the ~160 nodes that hold any of the cart's SKUs. The options
-returned depend on the time of day (cut-offs, opening hours); the JSON names them (``option_kinds``).
+transfer) and at each nearby branch that holds everything (up to 5), then for delivery as the policy wants it
+(one shipment from the home branch once the transfer arrives), the same without transfers, from one node, in one
+shipment, and expedited. With the defaults that is nine ``plan()`` runs: four pickups, each with one candidate,
+and five deliveries, each over the 150 nodes that hold any of the cart's SKUs. Which options come back depends on
+the time of day (cut-offs, opening hours, the real clock); the JSON names them (``option_kinds``).
 
-**Measurement.** After a check that the endpoint answers with options, and a warm-up of each kind:
+**Measurement.** After a check that the endpoint answers with options, and a warm-up of each kind under load:
 
-1. **Single client**: ``--single`` requests of each kind, one at a time, alternating: the latency of one request on
-   an idle server (``options_single_p50_ms`` ...).
-2. **Under load**: ``--rounds`` rounds, each one phase of each kind (which goes first alternates, so a noisy
-   moment on the machine lands on both). In a phase, ``--clients`` clients each send a fixed number of requests
-   back to back; the number is set from the warm-up's rate so that each phase lasts about ``--phase-s`` seconds
-   for both kinds. Throughput is requests / phase wall time, summed over the rounds; latencies are pooled. A phase
-   is a fixed count, not a fixed duration, because under a CPU-bound load the 32 requests advance together and
-   finish in waves: a time window would count one wave more or less. ``throughput_ratio`` is options req/s over
-   liveness req/s; ``throughput_ratio_min`` / ``_max`` are the ratios of the single rounds.
+1. **One at a time**: ``--single`` requests of each kind, one after the other, the kinds alternating: the latency
+   of one request on an otherwise idle app (``options_single_p50_ms`` ...).
+2. **Under load**: ``--rounds`` rounds of one phase of each kind, which kind goes first alternating, so a noisy
+   moment on the machine lands on both. In a phase each of ``--clients`` clients sends a fixed number of requests
+   back to back (a closed loop); the number comes from the warm-up's rate so that the phases of both kinds last
+   about as long: ``--phase-s``, or longer when the options need it to send 2 requests per client. A fixed count
+   rather than a fixed duration, because under a CPU-bound load the 32 requests advance together and finish in
+   waves, and a time window would count one wave more or less. Throughput is requests over phase wall time,
+   summed over the rounds; latencies are pooled. ``throughput_ratio`` is options req/s over liveness req/s, and
+   ``throughput_ratio_min`` / ``_max`` are those of the single rounds.
 
-The client is Python too, on the same two cores: at a few thousand requests per second of the liveness probe the
-client, not the app, may be what limits the baseline, which makes the ratio an upper bound of what the endpoint
-costs relative to a trivial one (see docs/performance.md).
+Each client is an ``httpx.AsyncClient`` of its own (one connection each, as 32 browsers would have): 32 tasks
+sharing one client's pool cost httpx two to three times as much CPU per request, and the liveness phases would
+measure that. Even so, the client is Python on the same two cores, and the liveness phases are limited by it, not
+by the app: the script reports the CPU each side used (``*_server_cores``, ``*_client_cores``: cores busy during
+the phases) and the API process's CPU time per request (``*_server_cpu_ms``; ``server_cpu_ratio`` = options over
+liveness). PostgreSQL's CPU is not counted in either.
 
-    python bench/options.py [--nodes 200] [--skus 200] [--clients 32] [--rounds 4] [--phase-s 8] [--single 20]
+    python bench/options.py [--nodes 200] [--skus 200] [--clients 32] [--rounds 3] [--phase-s 10] [--single 20]
                             [--seed 11] [--home BR-NY-NEW-YORK-CITY]
 
 Uses ``DATABASE_URL`` when set, otherwise an embedded PostgreSQL under ``.data/bench-pg``; the database it creates
@@ -130,7 +136,8 @@ MAX_LINE_UNITS = 3
 MAX_ITEM_WEIGHT_G = 5_000
 CUSTOMER_OFFSET_DEG = 0.03  # about 3 km from the home branch
 SEED_CONCURRENCY = 8  # PUTs in flight while loading the network
-WARM_UP_PER_CLIENT = {"options": 2, "trivial": 30}
+WARM_UP_PER_CLIENT = {"options": 1, "trivial": 30}
+MIN_PER_CLIENT = 2  # requests per client in a measured phase, at least: one burst alone is no steady state
 REQUEST_TIMEOUT_S = 120.0
 
 
@@ -163,7 +170,8 @@ def serve(database_url: str, port: int) -> None:
 
 def start_api(database_url: str, port: int, log_path: Path) -> ManagedProcess:
     argv = [sys.executable, "-m", "bench.options", "--serve", "--port", str(port), "--database-url", database_url]
-    api = ManagedProcess("api", argv, {**os.environ, "PYTHONPATH": str(ROOT)}, log_path).start()
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    api = ManagedProcess("api", argv, {**os.environ, "PYTHONPATH": path}, log_path).start()
     try:
         wait_for_port(port, timeout_s=60, process=api.process)
     except Exception:
@@ -446,11 +454,15 @@ async def phase(send: Send, clients: list[httpx.AsyncClient], per_client: int) -
 async def measure(
     kinds: list[Kind], clients: list[httpx.AsyncClient], cpu: CpuClock, rounds: int, phase_s: float, single: int
 ) -> None:
-    # A warm-up under load, which also gives each kind's rate, so that every later phase lasts about phase_s.
+    # A warm-up under load, which also gives each kind's rate, so that the phases of both kinds last as long:
+    # phase_s, or longer if the slower kind needs it to send MIN_PER_CLIENT requests per client.
+    rates = {}
     for kind in kinds:
         seconds, _ = await phase(kind.send, clients, WARM_UP_PER_CLIENT[kind.name])
-        rate = len(clients) * WARM_UP_PER_CLIENT[kind.name] / seconds
-        kind.per_client = max(1, round(rate * phase_s / len(clients)))
+        rates[kind.name] = len(clients) * WARM_UP_PER_CLIENT[kind.name] / seconds
+    target_s = max(phase_s, *(MIN_PER_CLIENT * len(clients) / rate for rate in rates.values()))
+    for kind in kinds:
+        kind.per_client = max(MIN_PER_CLIENT, round(rates[kind.name] * target_s / len(clients)))
     for i in range(single):
         for kind in kinds if i % 2 == 0 else reversed(kinds):
             kind.single_ms.append(await timed(kind.send, clients[0]))
@@ -526,6 +538,8 @@ async def run(
         "lines": len(plan.lines),
         "units": sum(line.quantity for line in plan.lines),
         "home_node": plan.home["node_id"],
+        "lane_origin": plan.lane_origin,
+        "nearby_branches": plan.nearby,
         "policy_version": answer["policy_version"],
         "options_per_cart": len(answer["options"]),
         "option_kinds": [o["kind"] for o in answer["options"]],
@@ -585,6 +599,7 @@ def report(f: dict[str, Any]) -> None:
         f"Cart: {f['lines']} lines, {f['units']} units, b2b customer of {f['home_node']}; the snapshot reads"
         f" {f['snapshot_nodes']} nodes; policy {f['policy_version']} (demo)"
     )
+    print(f"  home branch stocked from {f['lane_origin']}; whole cart at {', '.join(f['nearby_branches'])}")
     print(f"Options: {f['options_per_cart']} ({', '.join(f['option_kinds'])})")
     print()
     kinds = (("options", "POST " + OPTIONS_PATH), ("trivial", "GET " + TRIVIAL_PATH))
@@ -618,8 +633,8 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--home", default="BR-NY-NEW-YORK-CITY", help="the customer's home branch")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--phase-s", type=float, default=8.0, help="about how long each phase lasts")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--phase-s", type=float, default=10.0, help="about how long each phase lasts, at least")
     parser.add_argument("--single", type=int, default=20, help="requests of each kind sent one at a time")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the child process
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
