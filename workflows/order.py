@@ -210,10 +210,15 @@ def _quoted_effect(quote: QuotedOption) -> PlanEffect:
     )
 
 
-def _promise_words(effect: PlanEffect) -> str:
+def _money(minor: int, currency: str) -> str:
+    """Minor units as the customer reads them (two decimals: the currencies in use have cents)."""
+    return f"{minor / 100:.2f} {currency}"
+
+
+def _promise_words(effect: PlanEffect, currency: str) -> str:
     when = effect.ready_by.strftime("%Y-%m-%d %H:%M UTC") if effect.ready_by else effect.promised_date
     where = ", ".join(effect.node_ids) or "as quoted"
-    return f"{where}, {when or 'date unknown'}, {effect.price_minor} minor units"
+    return f"{where}, {when or 'date unknown'}, shipping {_money(effect.price_minor, currency)}"
 
 
 def _moved(before: PlanEffect, after: PlanEffect) -> bool:
@@ -353,7 +358,7 @@ class OrderWorkflow:
                     currency=order.currency,
                 ),
                 PaymentResult,
-                f"authorize {order.total_minor} {order.currency} ({order.payment_method})",
+                f"authorize {_money(order.total_minor, order.currency)} ({order.payment_method})",
             )
         except ActivityFailure as err:
             kind = _failure_type(err)
@@ -370,7 +375,9 @@ class OrderWorkflow:
         s.payment = s.payment.model_copy(
             update={"authorization_id": auth.authorization_id, "authorized_minor": auth.amount_minor}
         )
-        self._note("payment", "payment authorized", f"{auth.amount_minor} {order.currency} as {auth.authorization_id}")
+        self._note(
+            "payment", "payment authorized", f"{_money(auth.amount_minor, order.currency)} as {auth.authorization_id}"
+        )
         return True
 
     async def _review(self, reason: str) -> bool:
@@ -649,7 +656,9 @@ class OrderWorkflow:
         s.promise_changes.append(
             PromiseChange(at=workflow.now(), actor=actor, reason=reason, before=before, after=after)
         )
-        self._note(actor, "promise changed", f"{_promise_words(before)} -> {_promise_words(after)}: {reason}")
+        currency = s.order.currency
+        words = f"{_promise_words(before, currency)} -> {_promise_words(after, currency)}"
+        self._note(actor, "promise changed", f"{words}: {reason}")
         return after
 
     def _order_for(self, quantities: dict[str, int]) -> Order:
@@ -851,7 +860,7 @@ class OrderWorkflow:
             return
         s.payment = s.payment.model_copy(update={"captured_minor": s.payment.captured_minor + amount})
         self._put(self._view(view.shipment_id).model_copy(update={"captured_minor": amount}))
-        self._note("payment", "payment captured", f"{amount} {s.order.currency} for {view.shipment_id}")
+        self._note("payment", "payment captured", f"{_money(amount, s.order.currency)} for {view.shipment_id}")
 
     async def _void(self, amount: int, reason: str) -> None:
         s = self._s
@@ -870,7 +879,7 @@ class OrderWorkflow:
             f"void {amount}: {reason}",
         )
         s.payment = s.payment.model_copy(update={"voided_minor": s.payment.voided_minor + amount, "voids": n})
-        self._note("payment", "authorization released", f"{amount} {s.order.currency}: {reason}")
+        self._note("payment", "authorization released", f"{_money(amount, s.order.currency)}: {reason}")
 
     async def _refund(self, view: ShipmentView, reason: str) -> None:
         """Pay back what the customer paid for these units: captured with this shipment, or with the one it
@@ -891,7 +900,7 @@ class OrderWorkflow:
             f"refund {amount} for {view.shipment_id}",
         )
         s.payment = s.payment.model_copy(update={"refunded_minor": s.payment.refunded_minor + amount})
-        self._note("payment", "refunded", f"{amount} {s.order.currency} for {view.shipment_id}: {reason}")
+        self._note("payment", "refunded", f"{_money(amount, s.order.currency)} for {view.shipment_id}: {reason}")
 
     async def _give_back_money(self, reason: str) -> None:
         await self._void(self._s.payment.open_minor, reason)
