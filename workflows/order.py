@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         RerouteShipment,
         ReserveStockInput,
         ReserveStockResult,
+        Role,
         ScreenOrderInput,
         ScreenOrderResult,
         SettleStockInput,
@@ -1408,6 +1409,17 @@ class OrderWorkflow:
                 raise _invalid(f"unknown line_ids: {', '.join(unknown)}")
             if all(self._cancellable_units(lid) == 0 for lid in request.line_ids):
                 raise _invalid("nothing left to cancel on those lines: every unit has shipped or was cancelled")
+        if request.role is Role.CUSTOMER:
+            # A customer's change of mind ends where the node's work begins; customer service can go further.
+            wanted = None if request.line_ids is None else set(request.line_ids)
+            started = [
+                v.shipment_id
+                for v in self._live()
+                if not self._customer_may_change(v)
+                and (wanted is None or any(a.line_id in wanted for a in v.allocations))
+            ]
+            if started:
+                raise _invalid(f"{', '.join(started)} already released: a cancellation now needs customer service")
 
     @workflow.update(name=UpdateName.REROUTE)
     async def reroute(self, request: RerouteShipment) -> OverrideResult:
@@ -1466,12 +1478,7 @@ class OrderWorkflow:
             raise _invalid("the order is still being validated; change the branch once it is validated")
         if s.cancel_requested is not None:
             raise _invalid("the order is being cancelled")
-        # A pickup may move until its shipment is picked; a delivery only until a shipment is released.
-        too_late = [
-            v.shipment_id
-            for v in self._live()
-            if v.stage not in (_PICKUP_MOVABLE if v.method is Method.PICKUP else (ShipmentStage.PLANNED,))
-        ]
+        too_late = [v.shipment_id for v in self._live() if not self._customer_may_change(v)]
         if too_late:
             raise _invalid(f"the branch can no longer change: {', '.join(too_late)} already under way")
 
@@ -1498,6 +1505,11 @@ class OrderWorkflow:
             raise _invalid("this order runs the first lifecycle version, which takes no overrides")
         if not request.note.strip():
             raise _invalid("note: empty")
+
+    @staticmethod
+    def _customer_may_change(view: ShipmentView) -> bool:
+        """A pickup may move until the branch has picked it; a delivery only until it is released."""
+        return view.stage in (_PICKUP_MOVABLE if view.method is Method.PICKUP else (ShipmentStage.PLANNED,))
 
     def _require_open(self) -> None:
         s = self._s

@@ -315,6 +315,9 @@ async def test_a_delivery_changes_until_released_then_refuses_with_nothing_chang
                 ChangePickup(**CUSTOMER, node_id=net.node("DALLAS")),
                 "already under way",
             ),
+            # Customer service may still cancel at the node; the customer's own change of mind ends here.
+            "lines": (OrderWorkflow.cancel, CancelOrder(**CUSTOMER, line_ids=["1"]), "needs customer service"),
+            "order": (OrderWorkflow.cancel, CancelOrder(**CUSTOMER), "needs customer service"),
         }
         for name, (update_method, request, reason) in refusals.items():
             with pytest.raises(WorkflowUpdateFailedError) as refused:
