@@ -222,6 +222,9 @@ async def test_an_override_sent_twice_with_one_idempotency_key_is_applied_once(
         ("reject", override("fraud"), "review"),
         ("reroute", override("closer_node", shipment_id="NO-SUCH-SHIPMENT", node_id="NOWHERE"), "NO-SUCH-SHIPMENT"),
         ("cancel", override(line_ids=["no-such-line"]), "no-such-line"),
+        # The order is released: the customer's own change of mind has ended (customer service may still act).
+        ("pickup", override("changed_mind", role="customer", node_id="ANY-BRANCH"), "no longer change"),
+        ("cancel", override("changed_mind", role="customer"), "needs customer service"),
     ],
 )
 async def test_a_refused_override_says_why_and_leaves_no_trace(
@@ -316,6 +319,8 @@ async def test_an_override_for_an_unknown_order_is_not_found(api_client: httpx.A
         ("cancel", override(line_ids=[]), CSR, "line_ids"),
         ("service-level", override(service_level="overnight"), CSR, "service_level"),
         ("address", override(ship_to={"name": "A", "city": "Austin"}), CSR, "ship_to.line1"),
+        ("pickup", override(), CSR, "node_id"),
+        ("pickup", override(node_id="not a node id"), CSR, "node_id"),
         ("release-hold", override(hold="everything"), CSR, "hold"),
         ("notes", override(note="   "), CSR, "note"),
         ("notes", override(note="x"), {"X-Actor": "   "}, "X-Actor"),
