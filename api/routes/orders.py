@@ -322,18 +322,24 @@ async def _place_and_wait(
             },
         )
     handle = await operation.workflow_handle()
-    ref, memo = await _workflow_ref(settings, handle)
+    description = await handle.describe()
+    ref, memo = _ref(settings, description), await description.memo()
     if memo.get(REQUEST_FINGERPRINT) != start.fingerprint:
         raise ApiError(
             409, f"order {order_id} already exists with different content", order_id=order_id, workflow=ref.model_dump()
         )
+    stage = placement.stage
     if memo.get(REQUEST_ID) == start.request_id:
         response.headers["Location"] = f"/orders/{order_id}"
         log.info("order placed", stage=placement.stage, reserved=placement.reserved)
     else:
+        # An earlier request placed it: its placement is answered again (the update id is the request's), and
+        # the stage is the order's own now, from the search attribute the workflow keeps (no worker needed).
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    return OrderAccepted(order_id=order_id, stage=placement.stage, workflow=ref, placement=placement)
+        current = description.typed_search_attributes.get(SA_ORDER_STATUS)
+        stage = OrderStage(current) if current in set(OrderStage) else stage
+    return OrderAccepted(order_id=order_id, stage=stage, workflow=ref, placement=placement)
 
 
 async def _replay(

@@ -99,6 +99,10 @@ async def test_an_order_placed_with_the_second_option_executes_exactly_that_plan
     assert again.json()["placement"] == answer["placement"]
 
     await eventually(lambda: order_stage(http, body["order_id"]), lambda s: s == "completed", timeout_s=60)
+    # Once it has finished too: the order is answered, not started again.
+    finished = await http.post("/orders", json=body)
+    assert finished.status_code == 200, finished.text
+    assert (finished.headers["idempotent-replayed"], finished.json()["stage"]) == ("true", "completed")
     order = (await http.get(f"/orders/{body['order_id']}")).json()
     assert [(s["node_id"], s["method"], s["stage"]) for s in order["shipments"]] == [
         (shops.node("NEWARK"), "delivery", "delivered")
