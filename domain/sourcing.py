@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -288,6 +288,128 @@ class _Shipping:
     rule: str | None
 
 
+class NetworkFacts:
+    """Facts about the nodes of one snapshot, seen at one instant from one destination, memoised.
+
+    What depends on nothing else (distance, local today, the promise calendar, ready-by instants, carrier
+    handovers, the carrier service chosen for a zone, level and weight) is worked out once and then read. One
+    ``plan()`` call makes its own; a caller that runs the engine several times on the same inputs (the variants
+    of ``domain.options.fulfilment_options``) can pass one to every run, so the runs share the work. Nothing here
+    depends on the order or the policy but what is in a key (a service level, the carriers allowed), so sharing
+    never changes a plan. Keys are node ids: the engine reads one view per id (``_Engine.nodes``), and every run
+    built on the same snapshot reads the same one. Memos grow with the nodes and the questions asked, and live as
+    long as the object: one checkout request, one plan.
+    """
+
+    def __init__(self, snapshot: NetworkSnapshot, now: datetime, destination: GeoPoint | None) -> None:
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        self.snapshot = snapshot
+        self.now = now
+        self.destination = destination
+        self._distance: dict[str, float | None] = {}
+        self._zone: dict[str, Zone] = {}
+        self._today: dict[str, date] = {}
+        self._calendar: dict[str, promise.NodeCalendar | None] = {}
+        self._ready: dict[tuple[str, datetime | None, int], datetime | None] = {}
+        self._shipped: dict[tuple[str, datetime, time | None, int], tuple[datetime, date]] = {}
+        self._services: dict[tuple[ServiceLevel, Zone, int, tuple[str, ...], bool], CarrierServiceSpec | None] = {}
+
+    def fits(self, snapshot: NetworkSnapshot, now: datetime, destination: GeoPoint | None) -> bool:
+        """These facts hold for a run on ``snapshot`` at ``now`` for ``destination`` (the same snapshot object)."""
+        return (
+            snapshot is self.snapshot
+            and now == self.now
+            and now.utcoffset() == self.now.utcoffset()
+            and destination == self.destination
+        )
+
+    def distance(self, node: NodeView) -> float | None:
+        key = node.node_id
+        if key not in self._distance:
+            self._distance[key] = (
+                None if self.destination is None else round(haversine_km(node.location, self.destination), 1)
+            )
+        return self._distance[key]
+
+    def zone(self, node: NodeView) -> Zone:
+        """The carrier zone a parcel from ``node`` is priced and timed for (zone 1 when not located)."""
+        key = node.node_id
+        if key not in self._zone:
+            self._zone[key] = zone_for(self.distance(node) or 0.0)
+        return self._zone[key]
+
+    def local_today(self, node: NodeView) -> date:
+        key = node.node_id
+        if key not in self._today:
+            self._today[key] = self.now.astimezone(ZoneInfo(node.timezone)).date()
+        return self._today[key]
+
+    def calendar(self, node: NodeView) -> promise.NodeCalendar | None:
+        key = node.node_id
+        if key not in self._calendar:
+            self._calendar[key] = _calendar(node)
+        return self._calendar[key]
+
+    def ready_at(self, node: NodeView, start: datetime | None = None, units: int = 1) -> datetime | None:
+        """When ``node`` has ``units`` units picked, received no earlier than ``start``: a day with room for them."""
+        key = (node.node_id, start, units)
+        if key not in self._ready:
+            calendar = self.calendar(node)
+            if calendar is None:
+                self._ready[key] = None
+            else:
+                try:
+                    self._ready[key] = promise.ready_by(calendar, max(self.now, start or self.now), units=units)
+                except promise.NoOperatingDay:
+                    self._ready[key] = None
+        return self._ready[key]
+
+    def shipped(self, node: NodeView, ready: datetime, service: CarrierServiceSpec) -> tuple[datetime, date]:
+        """When a parcel ready at ``ready`` leaves ``node`` with ``service``, and the local day it is delivered
+        (``node`` has a calendar: ``ready`` is known only with one)."""
+        transit_days = service.transit_days_by_zone[self.zone(node)]
+        key = (node.node_id, ready, service.cutoff_local, transit_days)
+        if key not in self._shipped:
+            calendar = self.calendar(node)
+            assert calendar is not None  # ready is known only with a calendar
+            ship = promise.carrier_handover(calendar, ready, service.cutoff_local)
+            self._shipped[key] = ship, promise.delivery_date(ship, transit_days, node.timezone)
+        return self._shipped[key]
+
+    def service(
+        self, *, level: ServiceLevel, zone: Zone, weight_g: int, carriers: tuple[str, ...], fastest: bool
+    ) -> CarrierServiceSpec | None:
+        key = (level, zone, weight_g, carriers, fastest)
+        if key not in self._services:
+            self._services[key] = choose_service(
+                self.snapshot.carrier_services,
+                level=level,
+                zone=zone,
+                weight_g=weight_g,
+                carriers=carriers,
+                fastest=fastest,
+            )
+        return self._services[key]
+
+
+def _calendar(node: NodeView) -> promise.NodeCalendar | None:
+    if node.operating_hours is None or not node.operating_hours.as_json():
+        return None  # hours not declared: no promise, rather than "never open"
+    return promise.NodeCalendar(
+        node_id=node.node_id,
+        timezone=node.timezone,
+        operating_hours=node.operating_hours,
+        holidays=node.holidays,
+        cutoff_local=node.cutoff_local,
+        pick_pack_minutes=node.pick_pack_minutes,
+        capacity_orders_per_day=node.capacity_orders_per_day,
+        capacity_units_per_day=node.capacity_units_per_day,
+        used_orders=node.used_orders,
+        used_units=node.used_units,
+    )
+
+
 class _Engine:
     """One decision: the order, what the network looks like, and memoised per-node facts."""
 
@@ -300,9 +422,14 @@ class _Engine:
         destination: GeoPoint | None,
         excluded: Collection[str],
         pickup_node_id: str | None,
+        facts: NetworkFacts | None = None,
     ) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        if facts is None:
+            facts = NetworkFacts(snapshot, now, destination)
+        elif not facts.fits(snapshot, now, destination):
+            raise ValueError("facts were worked out for another snapshot, instant or destination")
         self.order = order
         self.snapshot = snapshot
         self.policy = policy
@@ -314,7 +441,7 @@ class _Engine:
         self.need = order.quantities_by_sku()
         self.customer = snapshot.customer or CustomerView(customer_id=order.customer_id)
         self.method = Method.PICKUP if pickup_node_id is not None else Method.DELIVERY
-        self._ready: dict[tuple[str, datetime | None, int], datetime | None] = {}
+        self.network_facts = facts
 
     # -- facts --------------------------------------------------------------------------------------------
 
@@ -340,41 +467,20 @@ class _Engine:
             placed_at=self.order.placed_at,
         )
 
+    # Per-node facts: the same for every run on this snapshot, instant and destination (``NetworkFacts``).
+
     def distance(self, node: NodeView) -> float | None:
-        return None if self.destination is None else round(haversine_km(node.location, self.destination), 1)
+        return self.network_facts.distance(node)
 
     def local_today(self, node: NodeView) -> date:
-        return self.now.astimezone(ZoneInfo(node.timezone)).date()
+        return self.network_facts.local_today(node)
 
     def calendar(self, node: NodeView) -> promise.NodeCalendar | None:
-        if node.operating_hours is None or not node.operating_hours.as_json():
-            return None  # hours not declared: no promise, rather than "never open"
-        return promise.NodeCalendar(
-            node_id=node.node_id,
-            timezone=node.timezone,
-            operating_hours=node.operating_hours,
-            holidays=node.holidays,
-            cutoff_local=node.cutoff_local,
-            pick_pack_minutes=node.pick_pack_minutes,
-            capacity_orders_per_day=node.capacity_orders_per_day,
-            capacity_units_per_day=node.capacity_units_per_day,
-            used_orders=node.used_orders,
-            used_units=node.used_units,
-        )
+        return self.network_facts.calendar(node)
 
     def ready_at(self, node: NodeView, start: datetime | None = None, units: int = 1) -> datetime | None:
         """When ``node`` has ``units`` units picked, received no earlier than ``start``: a day with room for them."""
-        key = (node.node_id, start, units)
-        if key not in self._ready:
-            calendar = self.calendar(node)
-            if calendar is None:
-                self._ready[key] = None
-            else:
-                try:
-                    self._ready[key] = promise.ready_by(calendar, max(self.now, start or self.now), units=units)
-                except promise.NoOperatingDay:
-                    self._ready[key] = None
-        return self._ready[key]
+        return self.network_facts.ready_at(node, start, units)
 
 
 # --- selection -----------------------------------------------------------------------------------------------
@@ -414,6 +520,9 @@ class _StrategyRun:
         self.verdicts: dict[str, CandidateVerdict] = {}
         self.usable: dict[str, dict[str, int]] = {}
         self._services: dict[tuple[str, int], CarrierServiceSpec | None] = {}
+        self._promises: dict[
+            tuple[str, datetime | None, int, int], tuple[datetime | None, datetime | None, date | None]
+        ] = {}
 
     # -- filters ------------------------------------------------------------------------------------------
 
@@ -500,11 +609,9 @@ class _StrategyRun:
             return None
         key = (node.node_id, weight_g)
         if key not in self._services:
-            distance = self.e.distance(node)
-            self._services[key] = choose_service(
-                self.e.snapshot.carrier_services,
+            self._services[key] = self.e.network_facts.service(
                 level=self.shipping.level,
-                zone=zone_for(distance or 0.0),
+                zone=self.e.network_facts.zone(node),
                 weight_g=weight_g,
                 carriers=self.shipping.carriers,
                 fastest=self.shipping.fastest,
@@ -556,9 +663,8 @@ class _StrategyRun:
         weight = self.weight(total_take)
         cost = self.handling_minor(part.node, units)
         service = self.service(part.node, weight)
-        distance = self.e.distance(part.node)
         if service is not None:
-            cost += parcel_rate_minor(service, zone_for(distance or 0.0), weight)
+            cost += parcel_rate_minor(service, self.e.network_facts.zone(part.node), weight)
         origins = {origin.node_id for origin, _, _ in part.transfers}
         for origin_id in sorted(origins):
             lane = self.lane(origin_id, part.node.node_id)
@@ -568,19 +674,26 @@ class _StrategyRun:
     def part_promise(self, part: _Part) -> tuple[datetime | None, datetime | None, date | None]:
         arrivals = [self.arrival(origin, part.node) for origin, _, _ in part.transfers]
         start = max((a for a in arrivals if a is not None), default=None)
-        units = sum(part.take.values()) + sum(u for _, _, u in part.transfers)
-        ready = self.e.ready_at(part.node, start, max(1, units))
+        units = max(1, sum(part.take.values()) + sum(u for _, _, u in part.transfers))
+        moved_weight = sum(self.e.sku(sku).weight_g * moved for _, sku, moved in part.transfers)
+        weight = self.weight(part.take) + moved_weight
+        # Within a run the promise depends on nothing else: the same node, start, units and weight, the same answer.
+        key = (part.node.node_id, start, units, weight)
+        if key not in self._promises:
+            self._promises[key] = self._promise(part.node, start, units, weight)
+        return self._promises[key]
+
+    def _promise(
+        self, node: NodeView, start: datetime | None, units: int, weight_g: int
+    ) -> tuple[datetime | None, datetime | None, date | None]:
+        ready = self.e.ready_at(node, start, units)
         if ready is None or self.e.method is Method.PICKUP:
             return ready, None, None
-        moved_weight = sum(self.e.sku(sku).weight_g * units for _, sku, units in part.transfers)
-        service = self.service(part.node, self.weight(part.take) + moved_weight)
+        service = self.service(node, weight_g)
         if service is None:
             return ready, None, None
-        calendar = self.e.calendar(part.node)
-        assert calendar is not None  # ready is known only with a calendar
-        ship = promise.carrier_handover(calendar, ready, service.cutoff_local)
-        zone = zone_for(self.e.distance(part.node) or 0.0)
-        return ready, ship, promise.delivery_date(ship, service.transit_days_by_zone[zone], part.node.timezone)
+        ship, deliver = self.e.network_facts.shipped(node, ready, service)
+        return ready, ship, deliver
 
     # -- ranking ------------------------------------------------------------------------------------------
 
@@ -905,12 +1018,17 @@ def plan(
     excluded_nodes: Collection[str] = (),
     policy_version: str = BUILTIN_VERSION,
     pickup_node_id: str | None = None,
+    network_facts: NetworkFacts | None = None,
 ) -> Plan:
     """Decide where each line comes from, by which method, at what cost and promise, and record why.
 
+    ``network_facts``: per-node facts to share with other runs on the same ``snapshot`` (the same object), ``now`` and
+    ``destination`` (``NetworkFacts``; a ``ValueError`` for others); without them the run works its own out.
+    They only save time: a plan is the same with or without them.
+
     Raises ``OutOfStock`` (details: units short per SKU) when no strategy of the chosen profile can place it.
     """
-    engine = _Engine(order, snapshot, policy, now, destination, excluded_nodes, pickup_node_id)
+    engine = _Engine(order, snapshot, policy, now, destination, excluded_nodes, pickup_node_id, network_facts)
     profile, considered = select_profile(policy, engine.facts, now)
     shipping = select_shipping(policy, engine.facts)
     failures: list[_StrategyFailed] = []
@@ -1086,6 +1204,7 @@ __all__ = [
     "CandidateVerdict",
     "Explanation",
     "InboundTransfer",
+    "NetworkFacts",
     "OptimizerReport",
     "Plan",
     "PlannedShipment",
