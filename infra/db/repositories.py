@@ -157,12 +157,25 @@ class InventoryRepository:
                 .where(Stock.sku.in_(wanted))
             )
         ).all()
-        nodes: dict[str, NodeView] = {}
+        nodes: dict[str, Node] = {}
         atp: dict[str, dict[str, int]] = defaultdict(dict)
         for node, sku, available in rows:
-            nodes.setdefault(node.node_id, _node_view(node))
+            nodes[node.node_id] = node  # a row per node and SKU: one view per node, built below
             atp[node.node_id][sku] = int(available)
-        return NetworkSnapshot(nodes=[nodes[k] for k in sorted(nodes)], atp=dict(atp))
+        return NetworkSnapshot(nodes=[_node_view(nodes[k]) for k in sorted(nodes)], atp=dict(atp))
+
+    async def _atp_of_holders(self, skus: Iterable[str], *, customer_id: str | None) -> dict[str, dict[str, int]]:
+        """ATP per node and SKU that ``customer_id`` may plan with, of every node with a stock row of any of
+        ``skus``, as of one statement: ``snapshot_for`` without the nodes, which the caller reads once itself."""
+        rows = await self._session.execute(
+            select(Stock.node_id, Stock.sku, atp_expression(_rank(customer_id)))
+            .join(Node, Node.node_id == Stock.node_id)
+            .where(Stock.sku.in_(sorted(set(skus))))
+        )
+        atp: dict[str, dict[str, int]] = defaultdict(dict)
+        for node_id, sku, available in rows:
+            atp[node_id][sku] = int(available)
+        return dict(atp)
 
     async def nodes_on(self, node_ids: Iterable[str], day: date) -> dict[str, NodeView]:
         """These nodes as they stand on ``day`` (a local day): status, holidays and capacity taken that day.
@@ -217,7 +230,7 @@ class InventoryRepository:
         home branch or pickup node; and every carrier service.
         """
         skus = sorted({line.sku for line in order.lines})
-        base = await self.snapshot_for(skus, customer_id=order.customer_id)
+        atp = await self._atp_of_holders(skus, customer_id=order.customer_id)
         customer_row = await self._session.get(Customer, order.customer_id)
         customer = (
             None
@@ -232,8 +245,7 @@ class InventoryRepository:
             )
         )
         receivers = sorted({n for n in (pickup_node_id, customer and customer.home_node_id) if n})
-        held = {n.node_id for n in base.nodes}
-        rows = list(await self._session.scalars(select(Node).where(Node.node_id.in_(sorted(held | set(receivers))))))
+        rows = list(await self._session.scalars(select(Node).where(Node.node_id.in_(sorted({*atp, *receivers})))))
         node_ids = [row.node_id for row in rows]
         first, last = now.date() - timedelta(days=1), now.date() + timedelta(days=PROMISE_HORIZON_DAYS)
         holidays: dict[str, list[date]] = defaultdict(list)
@@ -262,7 +274,7 @@ class InventoryRepository:
                 _node_view(row, holidays.get(row.node_id, ()), usage.get(row.node_id, ()))
                 for row in sorted(rows, key=lambda r: r.node_id)
             ],
-            atp=base.atp,
+            atp=atp,
             skus={
                 row.sku: SkuView(
                     sku=row.sku,
@@ -584,3 +596,13 @@ class EventRepository:
             .returning(InboundEvent.event_id)
         )
         return stored is not None
+
+    async def unmatched(self, *, outcomes: Sequence[str], limit: int) -> list[InboundEvent]:
+        """Stored events that reached no workflow (their order unknown, or closed), newest first."""
+        rows = await self._session.scalars(
+            select(InboundEvent)
+            .where(InboundEvent.outcome.in_(outcomes))
+            .order_by(InboundEvent.received_at.desc(), InboundEvent.event_id)
+            .limit(limit)
+        )
+        return list(rows)
