@@ -20,6 +20,7 @@ from activities.network import NetworkActivities
 from activities.notify import NotifyActivities
 from activities.payments import FraudActivities, PaymentActivities
 from activities.sourcing import SourcingActivities
+from activities.status import StatusActivities
 from activities.validation import ValidationActivities
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import UowFactory, uow_factory
@@ -52,6 +53,7 @@ def build_activities(
     payments = PaymentActivities(partners.payments)
     fraud = FraudActivities(partners.fraud)
     notify = NotifyActivities(partners.notifier)
+    status = StatusActivities(uow)
     return [
         validation.validate_order,
         fraud.screen_order,
@@ -71,6 +73,7 @@ def build_activities(
         fulfilment.cancel_release,
         fulfilment.request_follow_up,
         notify.notify,
+        status.publish_status,
     ]
 
 

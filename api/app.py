@@ -11,7 +11,7 @@ from temporalio.client import Client
 from api.backorders import BACKORDER_NOTIFIER_ATTR
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import checkout, health, inventory, inventory_feeds, network, orders, rules, webhooks
+from api.routes import checkout, health, inventory, inventory_feeds, network, orders, rules, subscriptions, webhooks
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import uow_factory
 from infra.settings import Settings, get_settings
@@ -52,5 +52,6 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(inventory_feeds.router)
     app.include_router(network.router)
     app.include_router(rules.router)
+    app.include_router(subscriptions.router)
     app.include_router(health.router)
     return app

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run a Temporal worker for the order workflows and activities")
 
+    commands.add_parser("dispatcher", help="deliver outgoing order status events to subscribers (the outbox)")
+
     simulator = commands.add_parser("simulator", help="run the warehouse/carrier simulator")
     simulator.add_argument("--port", type=int, help="port to bind (default: ORCH_SIMULATOR_PORT)")
 
@@ -74,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dev": _dev,
         "api": _api,
         "worker": _worker,
+        "dispatcher": _dispatcher,
         "simulator": _simulator,
         "db": _db,
         "seed": _seed,
@@ -110,6 +113,13 @@ def _worker(_: argparse.Namespace, settings: Settings) -> int:
     import worker
 
     asyncio.run(worker.run(settings))
+    return EXIT_OK
+
+
+def _dispatcher(_: argparse.Namespace, settings: Settings) -> int:
+    from infra import dispatcher
+
+    asyncio.run(dispatcher.run(settings))
     return EXIT_OK
 
 
@@ -170,7 +180,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    """Start Postgres, Temporal, migrations, seed, simulator, worker and API; stop them all on Ctrl-C."""
+    """Start Postgres, Temporal, migrations, seed, simulator, worker, API and dispatcher; stop them all on Ctrl-C."""
     from infra.db.migrate import upgrade
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -218,7 +228,7 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
         if not args.no_seed:
             log.info(str(asyncio.run(_seed_database(database_url))))
 
-        for name in ("simulator", "worker", "api"):
+        for name in ("simulator", "worker", "api", "dispatcher"):
             children.append(orchestrator_process(name, [name], env).start())
         wait_for_port(settings.simulator_port, timeout_s=30, process=children[0].process)
         wait_for_port(settings.api_port, timeout_s=30, process=children[2].process)

@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     # change branch, service, address or lines with nothing to cancel at a node. 0 releases once planned.
     order_change_window_s: int = Field(default=300, ge=0, validation_alias=_env("ORDER_CHANGE_WINDOW_S"))
 
+    # The outbox dispatcher (`orchestrator dispatcher`): how often it looks for due deliveries, how many it
+    # takes per turn, each call's timeout, the backoff between attempts, and after how many failed attempts a
+    # delivery is dead-lettered.
+    dispatch_interval_s: float = Field(default=1.0, gt=0, validation_alias=_env("DISPATCH_INTERVAL_S"))
+    dispatch_batch_size: int = Field(default=50, ge=1, validation_alias=_env("DISPATCH_BATCH_SIZE"))
+    dispatch_timeout_s: float = Field(default=10.0, gt=0, validation_alias=_env("DISPATCH_TIMEOUT_S"))
+    dispatch_max_attempts: int = Field(default=12, ge=1, validation_alias=_env("DISPATCH_MAX_ATTEMPTS"))
+    dispatch_backoff_base_s: float = Field(default=2.0, gt=0, validation_alias=_env("DISPATCH_BACKOFF_BASE_S"))
+    dispatch_backoff_max_s: float = Field(default=3600.0, gt=0, validation_alias=_env("DISPATCH_BACKOFF_MAX_S"))
+
     # Simulator behaviour: seconds between acknowledging a release and each following event.
     simulator_step_delay_s: float = Field(default=2.0, validation_alias=_env("SIMULATOR_STEP_DELAY_S"))
 

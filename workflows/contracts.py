@@ -541,6 +541,36 @@ class BackorderState(_Payload):
     stock_signalled: bool = False
 
 
+class StatusEvent(_Payload):
+    """A change of the order's stage, waiting to be published (``publish_status``): the status projection and
+    the outgoing event are written together, numbered ``seq`` 1, 2, 3 ... per order, across runs."""
+
+    seq: int = Field(ge=1)
+    stage: OrderStage
+    previous_stage: OrderStage | None = None
+    at: datetime
+    actor: str = "system"
+    detail: str = ""
+    exception_code: str | None = None
+
+
+class PublishStatusInput(_Payload):
+    """Status changes of one order, oldest first; publishing them again changes nothing (idempotent by seq)."""
+
+    order_id: str
+    customer_id: str
+    channel: str
+    events: list[StatusEvent]
+
+
+class PublishStatusResult(_Payload):
+    # Event ids written by this call, and those already there (a retry, a replay, a reset).
+    published: list[str] = Field(default_factory=list)
+    replayed: list[str] = Field(default_factory=list)
+    # Deliveries queued, one per event and matching active subscription.
+    deliveries: int = 0
+
+
 class OrderState(BaseModel):
     """Everything the order workflow knows: its memory between events and what continue-as-new carries."""
 
@@ -572,6 +602,10 @@ class OrderState(BaseModel):
     promise_changes: list[PromiseChange] = Field(default_factory=list)
     # Nothing is released before this instant (the change window): until then the customer may change the order.
     release_at: datetime | None = None
+    # The status outbox (patch ``status-outbox``): the last seq given to a stage change, and the changes not yet
+    # published. Both are carried across continue-as-new, so seqs never repeat and no change is forgotten.
+    status_seq: int = 0
+    pending_status: list[StatusEvent] = Field(default_factory=list)
 
 
 class OrderStatusView(_Payload):
@@ -642,6 +676,7 @@ class ActivityName:
     NOTIFY = "notify"
     CHECK_NODES = "check_nodes"
     NODE_ATP = "node_atp"
+    PUBLISH_STATUS = "publish_status"
 
 
 class SignalName:

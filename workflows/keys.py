@@ -30,3 +30,8 @@ def follow_up_key(shipment_id: str, kind: str) -> str:
 
 def notify_key(order_id: str, kind: str, scope: str) -> str:
     return f"{order_id}:notify:{kind}:{scope}"
+
+
+def status_event_id(order_id: str, seq: int) -> str:
+    """The outgoing event announcing an order's ``seq``-th status change: subscribers dedupe by it."""
+    return f"{order_id}:status:{seq}"

@@ -74,6 +74,8 @@ with workflow.unsafe.imports_passed_through():
         PlanEffect,
         PlanOrderInput,
         PromiseChange,
+        PublishStatusInput,
+        PublishStatusResult,
         QueryName,
         QuotedOption,
         QuoteOutcome,
@@ -95,6 +97,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentIssueReported,
         ShipmentView,
         SignalName,
+        StatusEvent,
         StockAvailable,
         TimelineEntry,
         UpdateName,
@@ -116,6 +119,9 @@ with workflow.unsafe.imports_passed_through():
 # The lifecycle with validation holds, payments, playbooks and overrides. Runs without its marker were
 # started by the first version and finish in ``workflows.order_v1``.
 PATCH_LIFECYCLE_V2 = "lifecycle-v2"
+# Status sync through the transactional outbox: each stage change is numbered and published (``publish_status``).
+# Runs without the marker (recorded before it) publish nothing, and replay exactly as they ran.
+PATCH_STATUS_OUTBOX = "status-outbox"
 
 # A plan can be lost to a race for the last units; this many tries in a row, then the order waits as a backorder.
 RESERVE_TRIES = 3
@@ -201,11 +207,12 @@ def _effect(shipments: list[ShipmentView]) -> PlanEffect:
 
 
 def _quoted_effect(quote: QuotedOption) -> PlanEffect:
-    """The promise the customer was shown at checkout."""
+    """The promise the customer was shown at checkout. A pickup's is its ready-by instant (the quote does not
+    carry the branch's local day, and the UTC date of the instant is not the day the customer was shown)."""
     return PlanEffect(
         node_ids=list(quote.node_ids),
         cost_minor=0,
-        promised_date=quote.deliver_by or (quote.ready_by.date() if quote.ready_by else None),
+        promised_date=quote.deliver_by,
         price_minor=quote.price_minor or 0,
         ready_by=quote.ready_by,
     )
@@ -225,15 +232,12 @@ def _promise_words(effect: PlanEffect, currency: str) -> str:
 def _moved(before: PlanEffect, after: PlanEffect) -> bool:
     """The customer would notice: another day, price or number of shipments, or a pickup ready more than
     ``READY_SLACK`` later or earlier (a ready-by is an estimate that drifts by the minutes between quote and order)."""
-    if (before.promised_date, before.price_minor, before.shipments) != (
-        after.promised_date,
-        after.price_minor,
-        after.shipments,
-    ):
+    if (before.price_minor, before.shipments) != (after.price_minor, after.shipments):
         return True
-    if before.ready_by is None or after.ready_by is None:
-        return before.ready_by != after.ready_by
-    return abs(after.ready_by - before.ready_by) > READY_SLACK
+    if before.ready_by is not None and after.ready_by is not None:
+        # Pickups: the instant, within the slack (both sides have one).
+        return abs(after.ready_by - before.ready_by) > READY_SLACK
+    return (before.promised_date, before.ready_by) != (after.promised_date, after.ready_by)
 
 
 class OverrideRefused(ApplicationError):
@@ -266,6 +270,7 @@ class OrderWorkflow:
         self._s: OrderState = input.resume or OrderState(order=input.order, quote=input.quote)
         self._legacy_flow = LegacyOrderFlow(input)
         self._legacy: bool | None = None
+        self._outbox: bool | None = None
         self._issues: list[ShipmentIssueReported] = []
         self._commands: list[_Command] = []
         self._done: dict[str, _Command] = {}
@@ -280,6 +285,12 @@ class OrderWorkflow:
             self._legacy = not workflow.patched(PATCH_LIFECYCLE_V2)
         return self._legacy
 
+    def _outbox_enabled(self) -> bool:
+        """Stage changes go to the status outbox in runs that carry the ``status-outbox`` marker."""
+        if self._outbox is None:
+            self._outbox = not self._is_legacy() and workflow.patched(PATCH_STATUS_OUTBOX)
+        return self._outbox
+
     # --- the lifecycle ----------------------------------------------------------------------------------
 
     @workflow.run
@@ -287,9 +298,12 @@ class OrderWorkflow:
         if self._is_legacy():
             return await self._legacy_flow.run(input)
         s = self._s
+        outbox = self._outbox_enabled()
         if input.resume is None:
             order = s.order
             self._note("system", "order received", f"{len(order.lines)} line(s), {order.service_level}")
+            if outbox:
+                self._queue_status(OrderStage.RECEIVED, None, "system", "order received")
             if self._settings.change_window > timedelta(0):
                 # The customer may change their mind this long after ordering: nothing is released before then.
                 s.release_at = workflow.now() + self._settings.change_window
@@ -297,12 +311,17 @@ class OrderWorkflow:
                 return await self._finish()
         else:
             self._note("system", "continued as new", f"run {s.runs}, {len(s.timeline)} timeline entries carried")
+            if outbox and s.status_seq == 0:
+                # The run before did not publish (it predates the outbox): tell subscribers where the order is.
+                self._queue_status(s.stage, None, "system", "status as of continue-as-new")
         await self._fulfil()
         return await self._finish()
 
     async def _finish(self) -> OrderStatusView:
         """Let every update and signal handler finish before the workflow completes: none is lost."""
+        await self._publish_status()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._commands)
+        await self._publish_status()
         return self.status()
 
     # --- validation, fraud review, payment authorization -------------------------------------------------
@@ -387,6 +406,7 @@ class OrderWorkflow:
         s.review_approved = None
         self._add_hold(HoldCode.REVIEW, reason, "system")
         self._set_stage(OrderStage.ON_HOLD, "review", reason)
+        await self._publish_status()  # a review can take days: subscribers hear of the hold now
         await self._notify(Audience.CSR, "review_needed", f"order {s.order.order_id} needs review: {reason}")
         while s.review_approved is None and s.cancel_requested is None:
             hold = self._hold(HoldCode.REVIEW)
@@ -432,6 +452,7 @@ class OrderWorkflow:
                 await self._plan_if_needed()
                 await self._release_planned()
             self._refresh_stage()
+            await self._publish_status()
             if self._wake or self._commands or self._issues:
                 continue
             if await self._complete_if_done():
@@ -690,7 +711,6 @@ class OrderWorkflow:
                     current_promise=ps.promised_date,
                 )
             )
-
         workflow.upsert_search_attributes([SA_NODES.value_set(sorted({v.node_id for v in self._live()}))])
         if first:
             self._set_stage(OrderStage.PLANNED, "sourcing", plan.explanation.decision)
@@ -1097,6 +1117,7 @@ class OrderWorkflow:
         s.failure = reason
         self._set_stage(OrderStage.FAILED, actor, reason)
         self._set_exception(code)
+        await self._publish_status()
         await self._notify(Audience.CSR, f"failed:{code}", f"order {s.order.order_id} failed: {reason}")
         raise ApplicationError(reason, type=code, non_retryable=True)
 
@@ -1289,7 +1310,12 @@ class OrderWorkflow:
             self._note(event.source, "event for unknown shipment ignored", f"{event.stage} {event.shipment_id}")
             return
         if not advances(current.stage, event.stage):
-            self._note(event.source, "stale event ignored", f"{event.stage} after {current.stage}")
+            kept = ""
+            if event.tracking_number and not current.tracking_number:
+                # A late "shipped" is the event that carries the tracking number: keep that, not its stage.
+                self._put(current.model_copy(update={"tracking_number": event.tracking_number}))
+                kept = f"; tracking number {event.tracking_number} kept"
+            self._note(event.source, "stale event ignored", f"{event.stage} after {current.stage}{kept}")
             return
         update: dict[str, object] = {"stage": event.stage, "last_event_at": workflow.now(), "escalated": False}
         if event.tracking_number:
@@ -1729,11 +1755,48 @@ class OrderWorkflow:
         self._s.timeline.append(TimelineEntry(at=workflow.now(), actor=actor, event=event, detail=detail))
 
     def _set_stage(self, stage: OrderStage, actor: str, detail: str = "") -> None:
+        previous = self._s.stage
         self._s.stage = stage
         self._note(actor, f"order {stage}", detail)
         workflow.upsert_search_attributes([SA_ORDER_STATUS.value_set(stage)])
         workflow.logger.info("order %s is %s", self._s.order.order_id, stage)
+        if self._outbox_enabled():
+            self._queue_status(stage, previous, actor, detail)
 
     def _set_exception(self, code: str) -> None:
-        self._s.exception_code = code
+        s = self._s
+        s.exception_code = code
         workflow.upsert_search_attributes([SA_EXCEPTION_CODE.value_set(code)])
+        if s.pending_status and s.pending_status[-1].stage is s.stage:
+            # The exception that came with the latest stage change travels in its event.
+            s.pending_status[-1] = s.pending_status[-1].model_copy(update={"exception_code": code})
+
+    # --- status sync (the transactional outbox) -------------------------------------------------------------
+
+    def _queue_status(self, stage: OrderStage, previous: OrderStage | None, actor: str, detail: str) -> None:
+        """Remember a stage change for the next ``publish_status``, numbered in the order it happened."""
+        s = self._s
+        s.status_seq += 1
+        s.pending_status.append(
+            StatusEvent(
+                seq=s.status_seq, stage=stage, previous_stage=previous, at=workflow.now(), actor=actor,
+                detail=detail, exception_code=s.exception_code,
+            )
+        )  # fmt: skip
+
+    async def _publish_status(self) -> None:
+        """Publish the stage changes not yet published, in one local activity: the status projection, the
+        outgoing events and their deliveries commit together. Changes made meanwhile wait for the next call."""
+        s = self._s
+        if not s.pending_status:
+            return
+        events = list(s.pending_status)
+        order = s.order
+        await _local(
+            ActivityName.PUBLISH_STATUS,
+            PublishStatusInput(
+                order_id=order.order_id, customer_id=order.customer_id, channel=str(order.channel), events=events
+            ),
+            PublishStatusResult,
+        )
+        s.pending_status = [e for e in s.pending_status if e.seq > events[-1].seq]

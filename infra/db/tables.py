@@ -391,3 +391,86 @@ class PolicyEvent(Base):
         CheckConstraint("action IN ('created', 'activated', 'rolled_back')", name="action"),
         Index("ix_policy_event_version", "version"),
     )
+
+
+class OrderStatus(Base):
+    """The latest status of each order the workflows have published: a projection, only ever moved forward
+    (a higher ``seq``), written in the same transaction as the outgoing event that announces it."""
+
+    __tablename__ = "order_status"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("seq >= 1", name="seq_positive"),)
+
+
+class OutboxEvent(Base):
+    """An outgoing event (the transactional outbox): one per order status change, ``<order_id>:status:<seq>``.
+    Never updated; the dispatcher delivers it to every subscription that matched when it was written."""
+
+    __tablename__ = "outbox_event"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        UniqueConstraint("order_id", "seq", name="uq_outbox_event_order_seq"),
+    )
+
+
+class Subscription(Base):
+    """Someone outside (an OMS, an ERP, a sales channel) who wants our events, signed with their secret.
+    ``event_types`` empty means every type; an entry ending in ``*`` is a prefix. Deactivated, never deleted."""
+
+    __tablename__ = "subscription"
+
+    subscription_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    # Stored as given: it signs every outgoing event (HMAC-SHA256), so it must be readable, not hashed.
+    secret: Mapped[str] = mapped_column(String(200))
+    event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = _created()
+
+
+class OutboxDelivery(Base):
+    """One event to one subscription: ``pending`` until the subscriber answers 2xx (``delivered``) or the
+    attempts run out (``dead``, the dead-letter list, replayable). ``order_id`` and ``seq`` are copied from the
+    event so the dispatcher can find the head of each (subscription, order) queue from one index."""
+
+    __tablename__ = "outbox_delivery"
+
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscription.subscription_id"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("outbox_event.event_id"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        # The dispatcher's two questions: what is due, and is anything earlier still pending for this order?
+        Index("ix_outbox_delivery_due", "next_attempt_at", postgresql_where="state = 'pending'"),
+        Index(
+            "ix_outbox_delivery_queue",
+            "subscription_id",
+            "order_id",
+            "seq",
+            postgresql_where="state = 'pending'",
+        ),
+        Index("ix_outbox_delivery_dead", "subscription_id", postgresql_where="state = 'dead'"),
+    )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infra.db.feeds import FeedRepository
 from infra.db.inventory_query import InventoryQuery
 from infra.db.network import NetworkRepository
+from infra.db.outbox import OutboxRepository
 from infra.db.plans import PlanRepository
 from infra.db.policies import PolicyRepository
 from infra.db.repositories import CatalogRepository, EventRepository, InventoryRepository
@@ -29,6 +30,7 @@ class UnitOfWork:
         self.network = NetworkRepository(self.session)
         self.plans = PlanRepository(self.session)
         self.policies = PolicyRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
         return self
 
     async def __aexit__(
