@@ -9,7 +9,9 @@
 
 Every request is counted and every effect recorded (``GET`` endpoints beside each ``POST``), so tests can prove
 "exactly once in effect". What the partners do (reject, decline, go silent, lose a parcel ...) is the
-``Behaviour``, read at ``/control/behaviour`` and changed there at run time. Nothing is random.
+``Behaviour``, read at ``/control/behaviour`` and changed there at run time. Injected faults (outages, 5xx,
+timeouts, latency, duplicate and late webhooks: ``integrations.simulator.faults``) are drawn from its seed, so a
+run repeats exactly; ``GET /control/stats`` counts them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
+from integrations.simulator import subscriber
 from integrations.simulator.config import Behaviour, BehaviourChange, SimulatorConfig
+from integrations.simulator.faults import FaultInjector
 from integrations.simulator.notifications import Outbox
 from integrations.simulator.payments import Gateway
 from integrations.simulator.warehouse import (
@@ -59,8 +63,9 @@ def create_simulator_app(config: SimulatorConfig) -> FastAPI:
 
     app = FastAPI(title="Partner simulator (warehouses, carriers, payments, fraud, notifications)", lifespan=lifespan)
 
-    async def deliver(event: ShipmentWebhookEvent) -> None:
-        """Post a signed event to the orchestrator, retrying (with backoff) until it is accepted."""
+    async def deliver(event: ShipmentWebhookEvent) -> str | None:
+        """Post a signed event to the orchestrator, retrying (with backoff) until it is accepted; return the
+        ``outcome`` the receiver answered (``applied``, ``duplicate`` ...) when it names one."""
         body = event.model_dump_json(exclude_defaults=True).encode()
         delay = 0.25
         while True:
@@ -71,20 +76,23 @@ def create_simulator_app(config: SimulatorConfig) -> FastAPI:
             try:
                 response = await app.state.http.post(config.webhook_url, content=body, headers=headers)
                 if response.status_code < 300:
-                    return
+                    return _outcome(response)
                 log.warning("webhook refused, retrying", status=response.status_code, event_id=event.event_id)
             except httpx.HTTPError as err:
                 log.warning("webhook not delivered, retrying", error=type(err).__name__, event_id=event.event_id)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    warehouse = Warehouse(config, deliver)
-    gateway = Gateway(config)
-    outbox = Outbox()
+    faults = FaultInjector(config)
+    warehouse = Warehouse(config, deliver, faults)
+    gateway = Gateway(config, faults)
+    outbox = Outbox(faults)
     app.state.warehouse, app.state.gateway, app.state.outbox = warehouse, gateway, outbox
     app.include_router(warehouse.router(), tags=["warehouses and carriers"])
     app.include_router(gateway.router(), tags=["payments and fraud"])
     app.include_router(outbox.router(), tags=["notifications"])
+    app.include_router(faults.router(), tags=["control"])
+    app.include_router(subscriber.router(), tags=["order management (status subscriber)"])
 
     @app.get("/control/behaviour", response_model=Behaviour, tags=["control"])
     async def get_behaviour() -> Behaviour:
@@ -103,10 +111,19 @@ def create_simulator_app(config: SimulatorConfig) -> FastAPI:
     @app.patch("/control/behaviour", response_model=Behaviour, tags=["control"])
     async def change_behaviour(change: BehaviourChange) -> Behaviour:
         """Change only the fields given (a field sent as null is left as it is)."""
-        return apply(config.behaviour.model_copy(update=change.model_dump(exclude_unset=True, exclude_none=True)))
+        return apply(change.applied_to(config.behaviour))
 
     @app.get("/health", tags=["control"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _outcome(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    outcome = body.get("outcome") if isinstance(body, dict) else None
+    return outcome if isinstance(outcome, str) else None

@@ -3,18 +3,78 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 MinorUnits = Annotated[int, Field(ge=0)]
 Score = Annotated[float, Field(ge=0, le=1)]
 Days = Annotated[int, Field(ge=0, le=365)]
+Rate = Annotated[float, Field(ge=0, le=1)]
+Seconds = Annotated[float, Field(ge=0, le=86_400)]
+
+# The partners a fault can be injected into: ``wms`` is every warehouse, 3PL, store and vendor (releases and
+# cancellations, optionally one node), ``carrier`` the follow-ups, then the gateway, the screen, the notifier.
+Partner = Literal["wms", "carrier", "payments", "fraud", "notifications"]
+
+
+class Outage(BaseModel):
+    """A window during which a partner (or one node's WMS) answers every call ``503``, or holds it and then
+    answers ``504`` (``mode: timeout``). Given by ``start_s`` (seconds after the behaviour is set) or by an
+    absolute ``start_at``; a relative window is fixed to ``start_at`` when it is set, so a later ``PATCH`` of
+    other fields does not move it."""
+
+    partner: Partner
+    # Only for ``wms``: the node whose WMS is down. None: every node.
+    node_id: str | None = Field(default=None, min_length=1, max_length=64)
+    start_s: Seconds = 0
+    duration_s: float = Field(gt=0, le=30 * 86_400)
+    start_at: AwareDatetime | None = None
+    mode: Literal["unavailable", "timeout"] = "unavailable"
+
+    @model_validator(mode="after")
+    def _anchored(self) -> Self:
+        if self.node_id is not None and self.partner != "wms":
+            raise ValueError("node_id names a WMS node: only for partner 'wms'")
+        if self.start_at is None:
+            self.start_at = datetime.now(UTC) + timedelta(seconds=self.start_s)
+        return self
+
+    @property
+    def end_at(self) -> datetime:
+        assert self.start_at is not None  # set by the validator
+        return self.start_at + timedelta(seconds=self.duration_s)
+
+    def covers(self, partner: str, node_id: str | None, now: datetime) -> bool:
+        if partner != self.partner or (self.node_id is not None and node_id != self.node_id):
+            return False
+        assert self.start_at is not None
+        return self.start_at <= now < self.end_at
+
+
+class PartnerFaults(BaseModel):
+    """Faults drawn per call from the seed, the call's key and its attempt number, so a retry draws afresh."""
+
+    # Fraction of calls answered 503 (after the latency).
+    error_rate: Rate = 0
+    # Fraction of calls held for ``fault_timeout_s`` and then answered 504 (the caller has given up by then).
+    timeout_rate: Rate = 0
+    # Added to every call that is answered: ``latency_s`` plus up to ``jitter_s`` more.
+    latency_s: float = Field(default=0, ge=0, le=60)
+    jitter_s: float = Field(default=0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _rates_fit(self) -> Self:
+        if self.error_rate + self.timeout_rate > 1:
+            raise ValueError("error_rate + timeout_rate must be at most 1")
+        return self
 
 
 class Behaviour(BaseModel):
     """What the simulated partners do; replaced through ``PUT /control/behaviour``, changed field by field
-    through ``PATCH``. Every choice is keyed by a node, customer or order id: nothing is random."""
+    through ``PATCH``. Every choice is keyed by a node, customer or order id; injected faults are drawn from
+    ``seed`` and a key (``integrations.simulator.faults``), so a run can be repeated exactly."""
 
     step_delay_s: float = Field(default=2.0, ge=0, le=3600)
     # While true, releases are acknowledged but no event is sent (an order stays "in flight").
@@ -46,6 +106,21 @@ class Behaviour(BaseModel):
     fraud_scores: dict[str, Score] = Field(default_factory=dict)
     default_fraud_score: Score = 0.05
 
+    # --- injected faults (none by default) ---
+    # Every fault decision is drawn from ``random.Random(f"{seed}:{kind}:{key}")``: same seed, same faults.
+    seed: int = 0
+    outages: list[Outage] = Field(default_factory=list)
+    faults: dict[Partner, PartnerFaults] = Field(default_factory=dict)
+    # How long a call chosen to time out is held before it is answered 504: longer than the caller waits
+    # (``ORCH_WMS_TIMEOUT_S``, 10 s by default), so the caller sees a timeout.
+    fault_timeout_s: float = Field(default=30.0, ge=0, le=600)
+    # Webhooks out: a fraction of events sent a second time (same event id) once the first was accepted ...
+    webhook_duplicate_rate: Rate = 0
+    # ... and a fraction of stage events held back ``webhook_reorder_delay_s`` while the playback goes on,
+    # so later events overtake them (``delivered`` before ``shipped``).
+    webhook_reorder_rate: Rate = 0
+    webhook_reorder_delay_s: Seconds = 5.0
+
 
 class BehaviourChange(BaseModel):
     """A partial ``Behaviour``: what ``PATCH /control/behaviour`` changes, leaving the rest as it is."""
@@ -63,6 +138,18 @@ class BehaviourChange(BaseModel):
     capture_fail_orders: list[str] | None = None
     fraud_scores: dict[str, Score] | None = None
     default_fraud_score: Score | None = None
+    seed: int | None = None
+    outages: list[Outage] | None = None
+    faults: dict[Partner, PartnerFaults] | None = None
+    fault_timeout_s: float | None = Field(default=None, ge=0, le=600)
+    webhook_duplicate_rate: Rate | None = None
+    webhook_reorder_rate: Rate | None = None
+    webhook_reorder_delay_s: Seconds | None = None
+
+    def applied_to(self, behaviour: Behaviour) -> Behaviour:
+        """The behaviour with the fields given here changed (validated again, so nested values are models)."""
+        change = self.model_dump(exclude_unset=True, exclude_none=True)
+        return Behaviour.model_validate({**behaviour.model_dump(), **change})
 
 
 @dataclass

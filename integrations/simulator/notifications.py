@@ -15,6 +15,7 @@ from fastapi import APIRouter, Header, HTTPException, Response, status
 from pydantic import BaseModel
 
 from integrations.notify import NotificationAck, NotificationRequest
+from integrations.simulator.faults import FaultInjector
 from workflows.contracts import Audience
 
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
@@ -36,7 +37,8 @@ class NotificationStats(BaseModel):
 
 
 class Outbox:
-    def __init__(self) -> None:
+    def __init__(self, faults: FaultInjector) -> None:
+        self._faults = faults
         self.sent: dict[str, NotificationRecord] = {}
         self.requests = 0
 
@@ -47,6 +49,7 @@ class Outbox:
         async def send(
             request: NotificationRequest, response: Response, idempotency_key: IdempotencyKey
         ) -> NotificationAck:
+            await self._faults.gate("notifications", idempotency_key)
             self.requests += 1
             existing = self.sent.get(idempotency_key)
             if existing is not None:

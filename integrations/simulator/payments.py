@@ -31,6 +31,7 @@ from integrations.payments import (
     VoidRequest,
 )
 from integrations.simulator.config import SimulatorConfig
+from integrations.simulator.faults import FaultInjector
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +127,7 @@ class FraudStats(BaseModel):
 @dataclass
 class Gateway:
     config: SimulatorConfig
+    faults: FaultInjector
     authorizations: dict[str, Authorization] = field(default_factory=dict)
     operations: dict[str, PaymentOperation] = field(default_factory=dict)
     screens: list[ScreenRecord] = field(default_factory=list)
@@ -230,6 +232,7 @@ class Gateway:
         async def authorize(
             request: AuthorizationRequest, response: Response, idempotency_key: IdempotencyKey
         ) -> PaymentAck | JSONResponse:
+            await self.faults.gate("payments", idempotency_key)
             async with lock:
                 self.counters["payments"] += 1
                 authorization_id = "AUTH-" + _digest(idempotency_key)
@@ -262,6 +265,7 @@ class Gateway:
         async def capture(
             authorization_id: str, request: CaptureRequest, response: Response, idempotency_key: IdempotencyKey
         ) -> PaymentAck | JSONResponse:
+            await self.faults.gate("payments", idempotency_key)
             async with lock:
                 self.counters["payments"] += 1
                 if (ack := replay(idempotency_key, "capture", authorization_id, request)) is not None:
@@ -286,6 +290,7 @@ class Gateway:
         async def void(
             authorization_id: str, request: VoidRequest, response: Response, idempotency_key: IdempotencyKey
         ) -> PaymentAck:
+            await self.faults.gate("payments", idempotency_key)
             async with lock:
                 self.counters["payments"] += 1
                 if (ack := replay(idempotency_key, "void", authorization_id, request)) is not None:
@@ -306,6 +311,7 @@ class Gateway:
         async def refund(
             authorization_id: str, request: RefundRequest, response: Response, idempotency_key: IdempotencyKey
         ) -> PaymentAck:
+            await self.faults.gate("payments", idempotency_key)
             async with lock:
                 self.counters["payments"] += 1
                 if (ack := replay(idempotency_key, "refund", authorization_id, request)) is not None:
@@ -337,6 +343,8 @@ class Gateway:
 
         @router.post("/fraud/screen", response_model=ScreenResponse)
         async def screen(request: ScreenRequest) -> ScreenResponse:
+            # A screen carries no idempotency key: its faults are keyed by the order.
+            await self.faults.gate("fraud", request.order_id)
             self.counters["screens"] += 1
             result = self.score(request)
             self.screens.append(

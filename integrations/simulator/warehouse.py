@@ -5,7 +5,8 @@ signed webhooks: acknowledged, picked, packed, shipped, in transit, delivered (a
 picked, packed, ready for pickup, and collected only when the behaviour or a test says so). The behaviour
 turns a node's playback into an issue (short pick, delay, loss) or into silence. A cancellation stops the
 playback, unless the shipment has already left. Every request is counted, and every effect recorded, so
-tests can prove "exactly once in effect".
+tests can prove "exactly once in effect". Injected faults (``integrations.simulator.faults``) stand in front:
+an outage or an injected 5xx refuses a call before it is counted here, and webhooks may be sent twice or late.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from pydantic import BaseModel
 from domain.exceptions import ShipmentIssue
 from domain.lifecycle import ShipmentStage, has_left_node
 from integrations.simulator.config import SimulatorConfig
+from integrations.simulator.faults import FaultInjector, duplicated, held_back
 from integrations.webhooks import ShipmentWebhookEvent
 from integrations.wms import CancelAck, CancelRequest, FollowUpAck, FollowUpRequest, ReleaseAck, ReleaseRequest
 from workflows.contracts import ShortLine
 
 log = structlog.get_logger(__name__)
 
-Deliver = Callable[[ShipmentWebhookEvent], Awaitable[None]]
+# Posts one event until the receiver accepts it; returns the receiver's ``outcome`` when it names one.
+Deliver = Callable[[ShipmentWebhookEvent], Awaitable[str | None]]
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 
 DELIVERY_PLAYBACK = (
@@ -55,6 +58,11 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+def release_id_for(idempotency_key: str) -> str:
+    """The provider's reference for a release: stable per key, so a test can tell its event ids in advance."""
+    return "REL-" + _digest(idempotency_key)
+
+
 @dataclass
 class ReleaseRecord:
     key: str
@@ -67,6 +75,10 @@ class ReleaseRecord:
     events_delivered: list[str] = field(default_factory=list)
     cancelled: bool = False
     task: asyncio.Task[None] | None = None
+    # Events created so far (each gets the next number), and the latest number accepted: an event accepted
+    # after a later one (held back by a fault) arrived out of order.
+    events_created: int = 0
+    latest_accepted: int = -1
 
     @property
     def pickup(self) -> bool:
@@ -110,9 +122,10 @@ class FollowUpStats(BaseModel):
 
 
 class Warehouse:
-    def __init__(self, config: SimulatorConfig, deliver: Deliver) -> None:
+    def __init__(self, config: SimulatorConfig, deliver: Deliver, faults: FaultInjector) -> None:
         self._config = config
         self._deliver = deliver
+        self._faults = faults
         self.releases: dict[str, ReleaseRecord] = {}
         self._by_shipment: dict[str, ReleaseRecord] = {}
         self.cancellations: dict[str, CancellationRecord] = {}
@@ -158,8 +171,7 @@ class Warehouse:
             occurred_at=datetime.now(UTC),
             tracking_number=self.tracking_number(record) if shipped else None,
         )
-        await self._deliver(event)
-        record.events_delivered.append(stage)
+        await self._send(record, event, stage, may_hold_back=True)
 
     async def _report_issue(
         self,
@@ -180,8 +192,44 @@ class Warehouse:
             new_estimate=new_estimate,
             detail=detail,
         )
+        await self._send(record, event, issue, may_hold_back=False)
+
+    async def _send(
+        self, record: ReleaseRecord, event: ShipmentWebhookEvent, label: str, *, may_hold_back: bool
+    ) -> None:
+        """Deliver an event now or, if the seed holds this stage event back, in the background a little later
+        while the playback goes on (so later events overtake it)."""
+        number = record.events_created
+        record.events_created += 1
+        if may_hold_back and held_back(self._config.behaviour, event.event_id):
+            self._faults.webhooks.events_held_back += 1
+            log.info(
+                "webhook held back", event_id=event.event_id, delay_s=self._config.behaviour.webhook_reorder_delay_s
+            )
+            self._spawn(self._send_later(record, event, label, number))
+            return
+        await self._send_now(record, event, label, number)
+
+    async def _send_later(self, record: ReleaseRecord, event: ShipmentWebhookEvent, label: str, number: int) -> None:
+        await asyncio.sleep(self._config.behaviour.webhook_reorder_delay_s)
+        await self.resume.wait()
+        await self._send_now(record, event, label, number)
+
+    async def _send_now(self, record: ReleaseRecord, event: ShipmentWebhookEvent, label: str, number: int) -> None:
         await self._deliver(event)
-        record.events_delivered.append(issue)
+        record.events_delivered.append(label)
+        stats = self._faults.webhooks
+        stats.events_accepted += 1
+        if number < record.latest_accepted:
+            stats.events_out_of_order += 1
+            log.info("webhook accepted out of order", event_id=event.event_id)
+        record.latest_accepted = max(record.latest_accepted, number)
+        if duplicated(self._config.behaviour, event.event_id):
+            stats.duplicates_sent += 1
+            outcome = await self._deliver(event)
+            if outcome == "duplicate":
+                stats.duplicates_dropped += 1
+            log.info("webhook sent twice", event_id=event.event_id, outcome=outcome)
 
     @staticmethod
     def tracking_number(record: ReleaseRecord) -> str:
@@ -230,6 +278,7 @@ class Warehouse:
 
         @router.post("/wms/releases", response_model=ReleaseAck, status_code=status.HTTP_201_CREATED)
         async def release(request: ReleaseRequest, response: Response, idempotency_key: IdempotencyKey) -> ReleaseAck:
+            await self._faults.gate("wms", idempotency_key, node_id=request.node_id)
             async with lock:
                 self.counters["releases"] += 1
                 existing = self.releases.get(idempotency_key)
@@ -243,7 +292,7 @@ class Warehouse:
                     raise HTTPException(409, f"node {request.node_id} cannot take this shipment")
                 if request.shipment_id in self._cancelled_unknown:
                     raise HTTPException(409, f"shipment {request.shipment_id} was cancelled before it arrived")
-                release_id = "REL-" + _digest(idempotency_key)
+                release_id = release_id_for(idempotency_key)
                 record = ReleaseRecord(
                     key=idempotency_key,
                     request=request,
@@ -271,6 +320,8 @@ class Warehouse:
                         "node_id": r.request.node_id,
                         "method": r.request.method,
                         "attempts": r.attempts,
+                        # Calls with this key that an injected fault refused before they got here.
+                        "faulted_attempts": self._faults.faulted_attempts("wms", r.key),
                         "stage": r.stage,
                         "cancelled": r.cancelled,
                         "events_delivered": r.events_delivered,
@@ -282,6 +333,7 @@ class Warehouse:
         @router.post("/wms/shipments/{shipment_id:path}/cancel", response_model=CancelAck)
         async def cancel(shipment_id: str, request: CancelRequest, idempotency_key: IdempotencyKey) -> JSONResponse:
             """200 ``cancelled: true``; 409 ``cancelled: false`` once the shipment has left (too late)."""
+            await self._faults.gate("wms", idempotency_key, node_id=request.node_id)
             async with lock:
                 self.counters["cancellations"] += 1
                 existing = self.cancellations.get(idempotency_key)
@@ -321,6 +373,7 @@ class Warehouse:
         async def follow_up(
             request: FollowUpRequest, response: Response, idempotency_key: IdempotencyKey
         ) -> FollowUpAck:
+            await self._faults.gate("carrier", idempotency_key)
             async with lock:
                 self.counters["follow_ups"] += 1
                 existing = self.follow_ups.get(idempotency_key)
