@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
@@ -46,6 +47,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         error = validation_error(exc.errors())
         return JSONResponse(status_code=422, content={"message": error.message, **error.extra})
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        # Raised by the framework, not by our routes: an unknown path or method, and a body that cannot be read at
+        # all (bytes that are not UTF-8). The latter is a malformed body like any other: 422, naming the body,
+        # as FastAPI itself answers JSON that does not parse (so every operation's documented 422 covers it).
+        if exc.status_code == 400:
+            error = validation_error([{"loc": ("body",), "msg": str(exc.detail), "type": "body_unreadable"}])
+            return JSONResponse(status_code=422, content={"message": error.message, **error.extra})
+        return JSONResponse(status_code=exc.status_code, content={"message": str(exc.detail)}, headers=exc.headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

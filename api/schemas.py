@@ -240,6 +240,21 @@ class WebhookAccepted(BaseModel):
     outcome: str
 
 
+class UnmatchedEvent(BaseModel):
+    """A webhook event kept but applied to no order: its order was never placed here, or had already finished."""
+
+    event_id: str
+    source: str
+    order_id: str | None
+    outcome: str = Field(description="`unknown_order` or `order_closed`")
+    received_at: AwareDatetime
+    payload: dict[str, Any] = Field(description="the event as it was accepted")
+
+
+class UnmatchedEvents(BaseModel):
+    items: list[UnmatchedEvent]
+
+
 # --- checkout: fulfilment options --------------------------------------------------------------------------
 
 

@@ -82,7 +82,9 @@ def _point(lat: float | None, lon: float | None, radius_km: float | None) -> Geo
     raise _invalid(missing, f"required with {present}: lat, lon and radius_km come together")
 
 
-@router.get("", response_model=InventoryPublic)
+@router.get(
+    "", response_model=InventoryPublic, responses={404: {"description": "a SKU or node asked about does not exist"}}
+)
 async def get_inventory(
     uow: UowDep,
     sku: Annotated[list[Sku] | None, Query(max_length=MAX_IDS, description="repeat for several SKUs")] = None,

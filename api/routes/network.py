@@ -118,6 +118,9 @@ _CREATED_OR_REPLACED: dict[int | str, dict[str, Any]] = {
     201: {"description": "created"},
     200: {"description": "replaced"},
 }
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "what the path names does not exist"}}
+# A record named by the path, or one it must refer to (the node of a holiday or of a protection, a lane's nodes).
+_UPSERT: dict[int | str, dict[str, Any]] = {**_CREATED_OR_REPLACED, **_NOT_FOUND}
 
 
 # --- nodes -------------------------------------------------------------------------------------------------
@@ -152,7 +155,7 @@ async def list_nodes(
     return Page(items=[NodePublic.from_domain(r) for r in items], next_after=next_after)
 
 
-@router.get("/nodes/{node_id}", response_model=NodeDetail)
+@router.get("/nodes/{node_id}", response_model=NodeDetail, responses=_NOT_FOUND)
 async def get_node(node_id: NodeId, uow: UowDep) -> NodeDetail:
     """The node, its holidays from today on and today's capacity usage, "today" being the node's local date."""
     async with uow:
@@ -171,7 +174,7 @@ async def get_node(node_id: NodeId, uow: UowDep) -> NodeDetail:
     )
 
 
-@router.post("/nodes/{node_id}/status", response_model=NodeStatusChanged)
+@router.post("/nodes/{node_id}/status", response_model=NodeStatusChanged, responses=_NOT_FOUND)
 async def change_node_status(node_id: NodeId, body: NodeStatusChange, uow: UowDep) -> NodeStatusChanged:
     """Pause a node (sourcing stops choosing it) or activate it again. Repeating a change is harmless."""
     async with uow:
@@ -183,7 +186,7 @@ async def change_node_status(node_id: NodeId, body: NodeStatusChange, uow: UowDe
     return NodeStatusChanged(node_id=node_id, status=body.status, previous_status=previous, reason=body.reason)
 
 
-@router.put("/nodes/{node_id}/holidays/{day}", response_model=HolidayPublic, responses=_CREATED_OR_REPLACED)
+@router.put("/nodes/{node_id}/holidays/{day}", response_model=HolidayPublic, responses=_UPSERT)
 async def put_holiday(
     node_id: NodeId, day: date, body: HolidayUpsert, response: Response, uow: UowDep
 ) -> HolidayPublic:
@@ -199,7 +202,7 @@ async def put_holiday(
     return HolidayPublic.from_domain(node_id, stored.value)
 
 
-@router.delete("/nodes/{node_id}/holidays/{day}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/nodes/{node_id}/holidays/{day}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
 async def delete_holiday(node_id: NodeId, day: date, uow: UowDep) -> None:
     async with uow:
         if not await uow.network.delete_holiday(node_id, day):
@@ -238,7 +241,7 @@ async def list_skus(
     return Page(items=[SkuPublic.from_domain(s) for s in items], next_after=next_after)
 
 
-@router.get("/skus/{sku:path}", response_model=SkuPublic)
+@router.get("/skus/{sku:path}", response_model=SkuPublic, responses=_NOT_FOUND)
 async def get_sku(sku: Sku, uow: UowDep) -> SkuPublic:
     async with uow:
         spec = await uow.network.get_sku(sku)
@@ -250,7 +253,11 @@ async def get_sku(sku: Sku, uow: UowDep) -> SkuPublic:
 # --- allocation tiers --------------------------------------------------------------------------------------
 
 
-@router.put("/tiers/{tier}", response_model=TierPublic, responses=_CREATED_OR_REPLACED)
+@router.put(
+    "/tiers/{tier}",
+    response_model=TierPublic,
+    responses={**_CREATED_OR_REPLACED, 409: {"description": "the rank is held by another tier"}},
+)
 async def put_tier(tier: TierId, body: TierUpsert, response: Response, uow: UowDep) -> TierPublic:
     """Create or replace a tier. Ranks are unique: a rank another tier holds is refused with 409."""
     spec = _domain(lambda: body.to_domain(tier), path={"tier": "tier"})
@@ -276,7 +283,7 @@ async def list_tiers(uow: UowDep) -> list[TierPublic]:
     return [TierPublic.from_domain(s) for s in specs]
 
 
-@router.get("/tiers/{tier}", response_model=TierPublic)
+@router.get("/tiers/{tier}", response_model=TierPublic, responses=_NOT_FOUND)
 async def get_tier(tier: TierId, uow: UowDep) -> TierPublic:
     async with uow:
         spec = await uow.network.get_tier(tier)
@@ -304,7 +311,7 @@ async def put_customer(
     return CustomerPublic.from_domain(stored.value)
 
 
-@router.get("/customers/{customer_id}", response_model=CustomerPublic)
+@router.get("/customers/{customer_id}", response_model=CustomerPublic, responses=_NOT_FOUND)
 async def get_customer(customer_id: CustomerId, uow: UowDep) -> CustomerPublic:
     async with uow:
         spec = await uow.network.get_customer(customer_id)
@@ -318,7 +325,7 @@ async def get_customer(customer_id: CustomerId, uow: UowDep) -> CustomerPublic:
 _PROTECTION_PATH = "/protections/{node_id}/{sku:path}/{tier}"
 
 
-@router.put(_PROTECTION_PATH, response_model=ProtectionPublic, responses=_CREATED_OR_REPLACED)
+@router.put(_PROTECTION_PATH, response_model=ProtectionPublic, responses=_UPSERT)
 async def put_protection(
     node_id: NodeId, sku: Sku, tier: TierId, body: ProtectionUpsert, response: Response, uow: UowDep
 ) -> ProtectionPublic:
@@ -338,7 +345,7 @@ async def put_protection(
     return ProtectionPublic.from_domain(stored.value)
 
 
-@router.get(_PROTECTION_PATH, response_model=ProtectionPublic)
+@router.get(_PROTECTION_PATH, response_model=ProtectionPublic, responses=_NOT_FOUND)
 async def get_protection(node_id: NodeId, sku: Sku, tier: TierId, uow: UowDep) -> ProtectionPublic:
     async with uow:
         spec = await uow.network.get_protection(node_id, sku, tier)
@@ -350,7 +357,7 @@ async def get_protection(node_id: NodeId, sku: Sku, tier: TierId, uow: UowDep) -
 # --- transfer lanes ----------------------------------------------------------------------------------------
 
 
-@router.put("/lanes/{origin}/{destination}", response_model=LanePublic, responses=_CREATED_OR_REPLACED)
+@router.put("/lanes/{origin}/{destination}", response_model=LanePublic, responses=_UPSERT)
 async def put_lane(
     origin: NodeId, destination: NodeId, body: LaneUpsert, response: Response, uow: UowDep
 ) -> LanePublic:
@@ -390,7 +397,7 @@ async def list_lanes(
     return Page(items=[LanePublic.from_domain(s) for s in items], next_after=next_after)
 
 
-@router.get("/lanes/{origin}/{destination}", response_model=LanePublic)
+@router.get("/lanes/{origin}/{destination}", response_model=LanePublic, responses=_NOT_FOUND)
 async def get_lane(origin: NodeId, destination: NodeId, uow: UowDep) -> LanePublic:
     async with uow:
         spec = await uow.network.get_lane(origin, destination)
@@ -427,7 +434,7 @@ async def list_carrier_services(
     return Page(items=[CarrierServicePublic.from_domain(s) for s in items], next_after=next_after)
 
 
-@router.get("/carrier-services/{service_id}", response_model=CarrierServicePublic)
+@router.get("/carrier-services/{service_id}", response_model=CarrierServicePublic, responses=_NOT_FOUND)
 async def get_carrier_service(service_id: ServiceId, uow: UowDep) -> CarrierServicePublic:
     async with uow:
         spec = await uow.network.get_carrier_service(service_id)

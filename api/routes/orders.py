@@ -365,7 +365,13 @@ async def _replay(
     return OrderAccepted(order_id=order_id, stage=stage, workflow=ref)
 
 
-@router.get("/{order_id}", response_model=OrderPublic)
+_GET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no order with this id"},
+    503: {"description": "no worker answered the order's query in time, or Temporal unreachable: retry"},
+}
+
+
+@router.get("/{order_id}", response_model=OrderPublic, responses=_GET_RESPONSES)
 async def get_order(order_id: str, client: TemporalDep, settings: SettingsDep, uow: UowDep) -> OrderPublic:
     """The live picture of an order, answered by its workflow: per line where it comes from, each shipment's
     stage, the promise against the original one (and every change, with why), and for a pickup where and from

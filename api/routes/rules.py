@@ -170,7 +170,7 @@ async def create_version(
 @router.get("/versions", response_model=Page[PolicyVersionSummary])
 async def list_versions(
     uow: UowDep,
-    after: Annotated[int | None, Query(ge=1, description="the last version seen (`next_after`)")] = None,
+    after: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="the last version seen (`next_after`)")] = None,
     limit: Limit = 100,
 ) -> Page[PolicyVersionSummary]:
     """Versions, newest first, each with its status; documents are left out (``GET /rules/versions/{n}``)."""
@@ -268,8 +268,8 @@ async def rollback(body: ReasonBody, uow: UowDep, actor: ActorHeader = DEFAULT_A
 @router.get("/journal", response_model=Page[PolicyEventPublic])
 async def journal(
     uow: UowDep,
-    version: Annotated[int | None, Query(ge=1, description="only this version's events")] = None,
-    after: Annotated[int | None, Query(ge=1, description="the last event id seen (`next_after`)")] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="only this version's events")] = None,
+    after: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="the last event id seen (`next_after`)")] = None,
     limit: Limit = 100,
 ) -> Page[PolicyEventPublic]:
     """Every change to policies, newest first: created, activated, rolled_back, with who and why."""

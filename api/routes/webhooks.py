@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalDep, UowDep
 from api.errors import ApiError, validation_error
-from api.schemas import WebhookAccepted
+from api.schemas import UnmatchedEvent, UnmatchedEvents, WebhookAccepted
 from integrations.webhooks import SIGNATURE_HEADER, ShipmentWebhookEvent, SignatureError, verify
 from workflows import order_workflow_id
 from workflows.contracts import OrderStatusView, ShipmentEventReceived, ShipmentIssueReported, SignalName
@@ -25,7 +25,18 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 
-@router.post("/wms", status_code=status.HTTP_202_ACCEPTED, response_model=WebhookAccepted)
+_EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "this event id was accepted before: nothing changes (outcome `duplicate`)",
+        "model": WebhookAccepted,
+    },
+    401: {"description": "missing or malformed signature, a timestamp outside the tolerance, or a wrong signature"},
+    413: {"description": "a body larger than 64 KiB"},
+    422: {"description": "a signed body that is not a valid event: each error names its field"},
+}
+
+
+@router.post("/wms", status_code=status.HTTP_202_ACCEPTED, response_model=WebhookAccepted, responses=_EVENT_RESPONSES)
 async def wms_event(
     request: Request,
     response: Response,
@@ -82,6 +93,36 @@ async def wms_event(
         )
         await uow.commit()
     return WebhookAccepted(event_id=event.event_id, outcome=outcome)
+
+
+Unmatched = Literal["unknown_order", "order_closed"]
+
+
+@router.get("/unmatched", response_model=UnmatchedEvents)
+async def unmatched_events(
+    uow: UowDep,
+    outcome: Annotated[
+        list[Unmatched] | None, Query(description="repeat for both; `unknown_order` if left out")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> UnmatchedEvents:
+    """Events accepted but applied to no order, newest first: by default those naming an order this system does
+    not know (a typo at the sender, or an order placed elsewhere), which someone must look into; with
+    ``outcome=order_closed``, those that came after their order had finished."""
+    async with uow:
+        rows = await uow.events.unmatched(outcomes=outcome or ["unknown_order"], limit=limit)
+        items = [
+            UnmatchedEvent(
+                event_id=row.event_id,
+                source=row.source,
+                order_id=row.order_id,
+                outcome=row.outcome,
+                received_at=row.received_at,
+                payload=row.payload,
+            )
+            for row in rows
+        ]
+    return UnmatchedEvents(items=items)
 
 
 def _stage_signal(event: ShipmentWebhookEvent) -> ShipmentEventReceived:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import structlog
 from temporalio import activity, workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from infra.interceptors import LoggingInterceptor
 from workflows import order_workflow_id
+
+# This module defines a workflow, so the sandbox re-imports it: structlog (and rich, which structlog imports when
+# it is installed, and which draws random numbers at import) must come from outside the sandbox.
+with workflow.unsafe.imports_passed_through():
+    import structlog
+
+    from infra.interceptors import LoggingInterceptor
 
 
 @activity.defn
