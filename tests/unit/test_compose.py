@@ -35,11 +35,13 @@ REQUIRED_ENV: dict[str, set[str]] = {
     "api": {"DATABASE_URL", "TEMPORAL_ADDRESS", "ORCH_API_HOST", "ORCH_WEBHOOK_SECRET"},
     "worker": {"DATABASE_URL", "TEMPORAL_ADDRESS", "ORCH_WMS_URL"},
     "simulator": {"ORCH_API_PUBLIC_URL", "ORCH_SIMULATOR_HOST", "ORCH_WEBHOOK_SECRET"},
+    "dispatcher": {"DATABASE_URL"},
     "db upgrade": {"DATABASE_URL"},
     "seed": {"DATABASE_URL"},
 }
-# Roles the stack cannot work without (seed is optional, run on request).
-STACK_ROLES = ["api", "worker", "simulator", "db upgrade"]
+# Roles the stack cannot work without (seed is optional, run on request; without the dispatcher no subscriber
+# hears of a status change).
+STACK_ROLES = ["api", "worker", "simulator", "dispatcher", "db upgrade"]
 # Roles that serve HTTP, with the setting that holds their port.
 HTTP_ROLES = {"api": ("api_host", "api_port"), "simulator": ("simulator_host", "simulator_port")}
 # Environment the image sets for Python rather than for our code.
