@@ -49,7 +49,7 @@ def build_activities(
     sourcing = SourcingActivities(uow)
     inventory = InventoryActivities(uow)
     network = NetworkActivities(uow)
-    fulfilment = FulfilmentActivities(partners.wms)
+    fulfilment = FulfilmentActivities(partners.wms, uow)
     payments = PaymentActivities(partners.payments)
     fraud = FraudActivities(partners.fraud)
     notify = NotifyActivities(partners.notifier)

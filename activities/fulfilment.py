@@ -1,5 +1,6 @@
 """Releasing shipments to fulfilment providers, stopping them, and following up parcels already gone; each
-exactly once in effect (the workflow's idempotency key is sent to the provider as-is)."""
+exactly once in effect (the workflow's idempotency key is sent to the provider as-is). Releases and cancels go
+to the endpoint of the shipment's node, looked up here so the workflow's payloads stay as they are."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from temporalio import activity
 
 from activities import business_failures
 from domain.errors import NodeRejected
+from infra.db.uow import UowFactory
 from integrations.wms import (
     CancelRequest,
     FollowUpRequest,
@@ -30,8 +32,19 @@ log = structlog.get_logger(__name__)
 
 
 class FulfilmentActivities:
-    def __init__(self, wms: WmsClient) -> None:
+    def __init__(self, wms: WmsClient, uow: UowFactory) -> None:
         self._wms = wms
+        self._uow = uow
+
+    async def _endpoint(self, node_id: str) -> str | None:
+        """The base URL of the node's provider; None: the default endpoint (also for a node not in the network,
+        which sourcing never plans, so only a hand-made release can name one)."""
+        async with self._uow() as uow:
+            record = await uow.network.get_node(node_id)
+        if record is None:
+            log.warning("releasing for a node not in the network: default endpoint", node_id=node_id)
+            return None
+        return None if record.spec.endpoint is None else str(record.spec.endpoint)
 
     @activity.defn(name=ActivityName.RELEASE_SHIPMENT)
     async def release_shipment(self, input: ReleaseShipmentInput) -> ReleaseShipmentResult:
@@ -45,12 +58,13 @@ class FulfilmentActivities:
             lines=[ReleaseLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in shipment.allocations],
             method=shipment.method,
         )
-        log.info("releasing shipment", shipment_id=shipment.shipment_id, node_id=shipment.node_id)
+        endpoint = await self._endpoint(shipment.node_id)
+        log.info("releasing shipment", shipment_id=shipment.shipment_id, node_id=shipment.node_id, endpoint=endpoint)
         async with business_failures():
             try:
                 # The key comes from the order, so a retry or a reset sends the same key and the provider
                 # recognises the repeat; connection errors and 5xx propagate and are retried by Temporal.
-                ack = await self._wms.release(request, idempotency_key=input.idempotency_key)
+                ack = await self._wms.release(request, idempotency_key=input.idempotency_key, endpoint=endpoint)
             except ProviderRejected as err:
                 raise NodeRejected(f"{shipment.node_id} refused {shipment.shipment_id}: {err.reason}") from err
         return ReleaseShipmentResult(
@@ -66,7 +80,10 @@ class FulfilmentActivities:
             release_id=input.provider_reference,
             reason=input.reason,
         )
-        ack = await self._wms.cancel(input.shipment_id, request, idempotency_key=input.idempotency_key)
+        endpoint = await self._endpoint(input.node_id)
+        ack = await self._wms.cancel(
+            input.shipment_id, request, idempotency_key=input.idempotency_key, endpoint=endpoint
+        )
         log.info(
             "release cancelled" if ack.cancelled else "too late to cancel the release",
             shipment_id=input.shipment_id,

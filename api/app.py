@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
+from api.auth import authorize
 from api.backorders import BACKORDER_NOTIFIER_ATTR
 from api.deps import AppState
 from api.errors import install_error_handlers
+from api.middleware import BodyLimit, Journal
 from api.routes import checkout, health, inventory, inventory_feeds, network, orders, rules, subscriptions, webhooks
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import uow_factory
 from infra.settings import Settings, get_settings
 from infra.temporal import connect, prepare_namespace
+
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no API key, or an unknown or revoked one (`Authorization: Bearer <key_id>.<secret>`)"},
+    403: {"description": "the key's role may not call this route: the message names the roles that may"},
+    413: {"description": "a request body over the size limit"},
+}
 
 
 def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
@@ -45,13 +54,18 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(checkout.router)
-    app.include_router(orders.router)
-    app.include_router(webhooks.router)
-    app.include_router(inventory.router)
-    app.include_router(inventory_feeds.router)
-    app.include_router(network.router)
-    app.include_router(rules.router)
-    app.include_router(subscriptions.router)
-    app.include_router(health.router)
+    app.add_middleware(Journal)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # One gate on every router: api.auth.ROUTE_ROLES says who may call each route (health and the
+    # HMAC-signed webhook are public there).
+    gate: dict[str, Any] = {"dependencies": [Depends(authorize)], "responses": _AUTH_RESPONSES}
+    app.include_router(checkout.router, **gate)
+    app.include_router(orders.router, **gate)
+    app.include_router(webhooks.router, **gate)
+    app.include_router(inventory.router, **gate)
+    app.include_router(inventory_feeds.router, **gate)
+    app.include_router(network.router, **gate)
+    app.include_router(rules.router, **gate)
+    app.include_router(subscriptions.router, **gate)
+    app.include_router(health.router, dependencies=[Depends(authorize)])
     return app

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from temporalio.client import Client
 
 from infra.checkout import CheckoutService
@@ -62,5 +62,3 @@ TemporalDep = Annotated[Client, Depends(_temporal)]
 UowDep = Annotated[UnitOfWork, Depends(_uow)]
 GeocoderDep = Annotated[CityGeocoder, Depends(_geocoder)]
 CheckoutDep = Annotated[CheckoutService, Depends(_checkout)]
-# Who made a change, for the journals. Taken on trust until API keys exist; then it comes from the key.
-ActorHeader = Annotated[str, Header(alias="X-Actor", min_length=1, max_length=100)]

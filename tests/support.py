@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -129,3 +129,16 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s; last value: {value!r}")
         await asyncio.sleep(0.1)
+
+
+TEST_ADMIN = "test-admin"
+
+
+async def api_key_headers(
+    app: Any, *, role: str = "admin", name: str = TEST_ADMIN, tenant: str | None = None
+) -> dict[str, str]:
+    """A new API key for an app whose lifespan has started, as the header that sends it."""
+    async with app.state.orchestrator.uow() as uow:
+        created = await uow.api_keys.create(name=name, role=role, tenant=tenant)
+        await uow.commit()
+    return {"Authorization": f"Bearer {created.token}"}

@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api.auth import ActorDep
 from api.backorders import BackorderNotifier, BackorderNotifierDep, RaisedStock
 from api.deps import UowDep
 from api.errors import ApiError
@@ -56,12 +57,9 @@ from infra.db.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-DEFAULT_ACTOR = "api"
 CSV_COLUMNS = "snapshot: node_id,sku,on_hand[,safety_stock]; adjustment: node_id,sku,delta,kind,reason (any order)"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
-# Who made the change, for the journal. Taken on trust until API keys exist; then it comes from the key.
-ActorHeader = Annotated[str, Header(alias="X-Actor", min_length=1, max_length=100)]
 IdempotencyKeyHeader = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -189,7 +187,7 @@ async def post_snapshot(
     response: Response,
     uow: UowDep,
     notifier: BackorderNotifierDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> FeedReport:
     """Set on_hand (and optionally safety_stock) to counted values; a row not newer than the stored count is stale."""
@@ -217,7 +215,7 @@ async def post_adjustments(
     response: Response,
     uow: UowDep,
     notifier: BackorderNotifierDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> FeedReport:
     """Move stock by deltas, once per batch: the same batch again answers 200 with ``replayed: true``."""
@@ -263,8 +261,8 @@ async def import_csv(
     notifier: BackorderNotifierDep,
     kind: Annotated[FeedKind, Query(description=CSV_COLUMNS)],
     source: Annotated[Source, Query(description="the system the file comes from; kept in the journal")],
+    actor: ActorDep,
     as_of: Annotated[AwareDatetime | None, Query(description="when the counts were taken; snapshots only")] = None,
-    actor: ActorHeader = DEFAULT_ACTOR,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> FeedReport:
     """A feed as a CSV file with a header line. In the report, ``row`` is the line number in the file."""

@@ -3,13 +3,15 @@
 An override (hold, release a hold, approve, reject, cancel, reroute, change the service level or the address,
 add a note) is a Temporal update with a validator: the workflow alone decides whether it is still possible, so a
 refusal arrives before anything is written to the order's history, and its reason is returned verbatim (422).
-The actor is the ``X-Actor`` header, as for the rules API; the role (default ``csr``), reason code and note come
-in the body and are kept on the order's timeline.
+The actor is the API key's name (with ``X-Actor`` after it as detail, see ``api.auth``); the role (default
+``csr``), reason code and note come in the body and are kept on the order's timeline. Who may call which
+override, and the tenant scoping of a channel's or integration's key, are ``api.auth``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -39,7 +41,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import DEFAULT_ACTOR, ActorHeader, CheckoutDep, SettingsDep, TemporalDep, UowDep
+from api.auth import MEMO_TENANT, ActorDep, Principal, PrincipalDep
+from api.auth import Role as AuthRole
+from api.deps import CheckoutDep, SettingsDep, TemporalDep, UowDep
 from api.errors import ApiError, validation_error
 from api.schemas import (
     AddressBody,
@@ -77,6 +81,7 @@ from workflows.contracts import (
     OverrideResult,
     Placement,
     QuotedOption,
+    Role,
     UpdateName,
 )
 from workflows.order import OrderWorkflow
@@ -135,6 +140,7 @@ async def place_order(
     client: TemporalDep,
     settings: SettingsDep,
     checkout: CheckoutDep,
+    principal: PrincipalDep,
     wait: Annotated[
         Literal["accepted", "reserved"] | None,
         Query(
@@ -151,7 +157,11 @@ async def place_order(
     now = datetime.now(UTC)
     workflow_id = order_workflow_id(body.order_id)
     structlog.contextvars.bind_contextvars(order_id=body.order_id, workflow_id=workflow_id)
-    fingerprint = body.fingerprint()
+    tenant = None if principal is None else principal.tenant
+    # A tenant's order is told apart from the same body sent by another tenant (that one is a conflict, 409).
+    fingerprint = (
+        body.fingerprint() if tenant is None else hashlib.sha256(f"{tenant}\n{body.fingerprint()}".encode()).hexdigest()
+    )
     order = body.to_domain(received_at=now)
     quote: QuotedOption | None = None
     if body.quote_id is not None:
@@ -163,7 +173,7 @@ async def place_order(
             if replayed is None:
                 raise
             return replayed
-    start = _StartOptions(settings, order, fingerprint)
+    start = _StartOptions(settings, order, fingerprint, tenant)
     workflow_input = OrderWorkflowInput(
         order=order,
         settings=PlaybookSettings(change_window=timedelta(seconds=settings.order_change_window_s)),
@@ -201,8 +211,9 @@ async def place_order(
 class _StartOptions:
     """How an order's workflow is started, the same with or without waiting for its placement."""
 
-    def __init__(self, settings: Settings, order: Order, fingerprint: str) -> None:
+    def __init__(self, settings: Settings, order: Order, fingerprint: str, tenant: str | None = None) -> None:
         self.settings = settings
+        self.tenant = tenant
         self.order = order
         self.fingerprint = fingerprint
         # Tells this request's start from an earlier one's (update-with-start does not say which it was).
@@ -213,7 +224,9 @@ class _StartOptions:
         return {
             # An order id is used once, ever: not even a finished order may be started again.
             "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            "memo": {REQUEST_FINGERPRINT: self.fingerprint, REQUEST_ID: self.request_id},
+            # The tenant whose key placed the order: api.auth answers 404 to any other tenant's key.
+            "memo": {REQUEST_FINGERPRINT: self.fingerprint, REQUEST_ID: self.request_id}
+            | ({} if self.tenant is None else {MEMO_TENANT: self.tenant}),
             "search_attributes": TypedSearchAttributes(
                 [
                     SearchAttributePair(SA_CUSTOMER_ID, order.customer_id),
@@ -469,6 +482,7 @@ async def _override(
     body: OverrideBody,
     actor: str,
     idempotency_key: str | None,
+    principal: Principal | None,
 ) -> OverrideResult | JSONResponse:
     """Send one override to the order's workflow and return what it did.
 
@@ -479,6 +493,10 @@ async def _override(
     The update is sent without a describe first: a closed or unknown workflow answers NOT_FOUND, and only a
     failure is looked into.
     """
+    if principal is not None and principal.role is AuthRole.CHANNEL:
+        # A customer-facing channel acts for the customer, whatever role its body claims: the order's rules for
+        # customers apply, and its timeline says who it was.
+        body = body.model_copy(update={"role": Role.CUSTOMER})
     payload = _payload(body, actor)
     workflow_id = order_workflow_id(order_id)
     structlog.contextvars.bind_contextvars(order_id=order_id, workflow_id=workflow_id)
@@ -530,13 +548,14 @@ async def hold_order(
     body: HoldBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Put a CSR hold on the order: nothing new is planned or released to a node until the hold is lifted
     with `release-hold` (shipments already released go on; a hold left too long is escalated to the CSR
     queue). Allowed until the order has finished; refused while it is already on a CSR hold."""
-    return await _override(client, settings, order_id, UpdateName.HOLD, body, actor, idempotency_key)
+    return await _override(client, settings, order_id, UpdateName.HOLD, body, actor, idempotency_key, principal)
 
 
 @router.post("/{order_id}/release-hold", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -545,13 +564,14 @@ async def release_hold(
     body: ReleaseHoldBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Lift a hold (`hold`: `csr` or `payment`; omitted: every hold that is not a review) and let the order go
     on. Allowed until the order has finished, while such a hold is in force; a review hold is ended by
     `approve` or `reject` instead."""
-    return await _override(client, settings, order_id, UpdateName.RELEASE_HOLD, body, actor, idempotency_key)
+    return await _override(client, settings, order_id, UpdateName.RELEASE_HOLD, body, actor, idempotency_key, principal)
 
 
 @router.post("/{order_id}/approve", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -560,12 +580,13 @@ async def approve_order(
     body: DecideReviewBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Approve an order held for review (fraud score, credit limit): the review hold is lifted and the order
     goes on. Allowed only while the order waits for review (a `review` hold, stage `on_hold`)."""
-    return await _override(client, settings, order_id, UpdateName.APPROVE, body, actor, idempotency_key)
+    return await _override(client, settings, order_id, UpdateName.APPROVE, body, actor, idempotency_key, principal)
 
 
 @router.post("/{order_id}/reject", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -574,12 +595,13 @@ async def reject_order(
     body: DecideReviewBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Reject an order held for review: its payment authorization is given back, the customer is told, and
     the order ends `rejected`. Allowed only while the order waits for review (a `review` hold)."""
-    return await _override(client, settings, order_id, UpdateName.REJECT, body, actor, idempotency_key)
+    return await _override(client, settings, order_id, UpdateName.REJECT, body, actor, idempotency_key, principal)
 
 
 @router.post("/{order_id}/cancel", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -588,7 +610,8 @@ async def cancel_order(
     body: CancelBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Cancel the whole order, or only `line_ids`: every unit not yet shipped is cancelled (a released
@@ -596,7 +619,7 @@ async def cancel_order(
     has shipped is not, and the answer says so). Cancelling the whole order ends it `cancelled`. Allowed until
     the order has finished; refused for lines the order does not have, for lines with nothing left to cancel,
     and while a cancellation is already under way."""
-    return await _override(client, settings, order_id, UpdateName.CANCEL, body, actor, idempotency_key)
+    return await _override(client, settings, order_id, UpdateName.CANCEL, body, actor, idempotency_key, principal)
 
 
 @router.post("/{order_id}/reroute", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -605,7 +628,8 @@ async def reroute_shipment(
     body: RerouteBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Move one shipment's units to another node (`node_id`): the shipment is cancelled where it was (at the
@@ -614,7 +638,7 @@ async def reroute_shipment(
     pickup); refused for an unknown or ended shipment, the node it already comes from, and a pickup shipment.
     Accepted but not carried out (422 of type `OverrideRefused`) when the node cannot hold the units: the
     shipment is then planned again by the usual rules."""
-    return await _override(client, settings, order_id, UpdateName.REROUTE, body, actor, idempotency_key)
+    return await _override(client, settings, order_id, UpdateName.REROUTE, body, actor, idempotency_key, principal)
 
 
 @router.post("/{order_id}/service-level", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -623,13 +647,16 @@ async def change_service_level(
     body: ServiceLevelBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Change the service level (`standard`, `expedited`): the shipments not released yet are planned again
     under it (`before` and `after` in the answer). Allowed once the order is validated and until its first
     shipment is released; refused for a pickup order and for the level it already has."""
-    return await _override(client, settings, order_id, UpdateName.CHANGE_SERVICE_LEVEL, body, actor, idempotency_key)
+    return await _override(
+        client, settings, order_id, UpdateName.CHANGE_SERVICE_LEVEL, body, actor, idempotency_key, principal
+    )
 
 
 @router.post("/{order_id}/address", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -638,13 +665,16 @@ async def change_address(
     body: AddressBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Change where the order is delivered (`ship_to`): the address is located again and the shipments not
     released yet are planned again for it (`before` and `after` in the answer). Allowed once the order is
     validated and until its first shipment is released."""
-    return await _override(client, settings, order_id, UpdateName.CHANGE_ADDRESS, body, actor, idempotency_key)
+    return await _override(
+        client, settings, order_id, UpdateName.CHANGE_ADDRESS, body, actor, idempotency_key, principal
+    )
 
 
 @router.post("/{order_id}/pickup", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -653,7 +683,8 @@ async def change_pickup(
     body: PickupBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Collect at another branch (`node_id`): a pickup order moves there (its shipment is cancelled at the old
@@ -661,7 +692,9 @@ async def change_pickup(
     policy allows). The answer carries `before` and `after` (nodes, ready-by, promise, price) and the price
     difference. Allowed once the order is validated: for a pickup until the branch has picked it, for a
     delivery until a shipment is released; refused for a branch that cannot take pickups."""
-    return await _override(client, settings, order_id, UpdateName.CHANGE_PICKUP, body, actor, idempotency_key)
+    return await _override(
+        client, settings, order_id, UpdateName.CHANGE_PICKUP, body, actor, idempotency_key, principal
+    )
 
 
 @router.post("/{order_id}/notes", response_model=OverrideResult, responses=_OVERRIDE_RESPONSES)
@@ -670,9 +703,10 @@ async def add_note(
     body: NoteBody,
     client: TemporalDep,
     settings: SettingsDep,
-    actor: ActorHeader = DEFAULT_ACTOR,
+    actor: ActorDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OverrideResult | JSONResponse:
     """Add a note to the order's timeline (with the actor, role and reason code); nothing else changes.
     Allowed until the order has finished."""
-    return await _override(client, settings, order_id, UpdateName.ADD_NOTE, body, actor, idempotency_key)
+    return await _override(client, settings, order_id, UpdateName.ADD_NOTE, body, actor, idempotency_key, principal)

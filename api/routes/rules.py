@@ -22,7 +22,8 @@ import structlog
 from fastapi import APIRouter, Path, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import DEFAULT_ACTOR, ActorHeader, GeocoderDep, UowDep
+from api.auth import ActorDep
+from api.deps import GeocoderDep, UowDep
 from api.errors import ApiError, validation_error
 from api.network_schemas import Page
 from api.rules_schemas import (
@@ -141,7 +142,7 @@ async def validate_policy(body: PolicyCheck, uow: UowDep) -> PolicyCheckResult:
     responses={**_REFUSED, 201: {"description": "stored as the next version, a draft (not in force)"}},
 )
 async def create_version(
-    body: PolicyVersionCreate, response: Response, uow: UowDep, actor: ActorHeader = DEFAULT_ACTOR
+    body: PolicyVersionCreate, response: Response, uow: UowDep, actor: ActorDep
 ) -> PolicyVersionCreated:
     """Store the document as the next version, a draft. It is in force only once activated."""
     async with uow:
@@ -234,9 +235,7 @@ async def diff_version(version: VersionPath, uow: UowDep, against: Against = "ac
     response_model=PolicyEventPublic,
     responses={**_NOT_FOUND, 409: {"description": "this version is already the active one"}},
 )
-async def activate_version(
-    version: VersionPath, body: ReasonBody, uow: UowDep, actor: ActorHeader = DEFAULT_ACTOR
-) -> PolicyEventPublic:
+async def activate_version(version: VersionPath, body: ReasonBody, uow: UowDep, actor: ActorDep) -> PolicyEventPublic:
     """Put this version in force for every plan made from now on (plans already made keep theirs)."""
     async with uow:
         try:
@@ -254,7 +253,7 @@ async def activate_version(
     response_model=PolicyEventPublic,
     responses={409: {"description": "no earlier version to go back to"}},
 )
-async def rollback(body: ReasonBody, uow: UowDep, actor: ActorHeader = DEFAULT_ACTOR) -> PolicyEventPublic:
+async def rollback(body: ReasonBody, uow: UowDep, actor: ActorDep) -> PolicyEventPublic:
     """Undo the last activation: the version in force before it is in force again."""
     async with uow:
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar
 
+from pydantic import HttpUrl
 from sqlalchemy import Boolean, ColumnElement, delete, func, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -113,6 +114,8 @@ def _node_values(spec: NodeSpec) -> dict[str, Any]:
         "pick_pack_minutes": spec.pick_pack_minutes,
         "capacity_orders_per_day": spec.capacity_orders_per_day,
         "capacity_units_per_day": spec.capacity_units_per_day,
+        "provider": spec.provider,
+        "endpoint": None if spec.endpoint is None else str(spec.endpoint),
     }
 
 
@@ -137,6 +140,8 @@ def _node_record(row: Node) -> NodeRecord:
         pick_pack_minutes=row.pick_pack_minutes,
         capacity_orders_per_day=row.capacity_orders_per_day,
         capacity_units_per_day=row.capacity_units_per_day,
+        provider=row.provider,  # NULL (a node stored before providers): derived from the kind
+        endpoint=None if row.endpoint is None else HttpUrl(row.endpoint),
     )
     return NodeRecord(spec=spec, status=NodeStatus(row.status))
 

@@ -74,12 +74,17 @@ class Node(Base):
     # Daily capacity; NULL means unlimited. Usage per day is in node_capacity_usage.
     capacity_orders_per_day: Mapped[int | None] = mapped_column(Integer)
     capacity_units_per_day: Mapped[int | None] = mapped_column(Integer)
+    # Who receives releases and cancels ("wms", "3pl", "store", "dropship") and at which base URL;
+    # NULL provider: derived from the kind; NULL endpoint: the worker's default (``wms_url``).
+    provider: Mapped[str | None] = mapped_column(String(16))
+    endpoint: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
     __table_args__ = (
         CheckConstraint("kind IN ('dc', 'store', '3pl', 'dropship')", name="kind"),
         CheckConstraint("status IN ('active', 'paused')", name="status"),
+        CheckConstraint("provider IS NULL OR provider IN ('wms', '3pl', 'store', 'dropship')", name="provider"),
         CheckConstraint("pick_pack_minutes >= 0", name="pick_pack_non_negative"),
         CheckConstraint(
             "capacity_orders_per_day IS NULL OR capacity_orders_per_day >= 0", name="capacity_orders_non_negative"
@@ -474,3 +479,40 @@ class OutboxDelivery(Base):
         ),
         Index("ix_outbox_delivery_dead", "subscription_id", postgresql_where="state = 'dead'"),
     )
+
+
+class ApiKey(Base):
+    """A caller of the API: ``<key_id>.<secret>`` is its bearer token; only the secret's SHA-256 is kept.
+    ``tenant`` is the integration or channel the key acts for (null for staff roles). Revoked, never deleted."""
+
+    __tablename__ = "api_key"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiJournal(Base):
+    """Every mutating call that passed authentication: who (key, role, tenant), what, why, and how it ended."""
+
+    __tablename__ = "api_journal"
+    __table_args__ = (Index("ix_api_journal_key_id_at", "key_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(2000))
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    # A truncated summary of the request body, and of the response body (the "after"), when they were JSON.
+    request: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    response: Mapped[Any] = mapped_column(JSONB, nullable=True)

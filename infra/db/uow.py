@@ -7,6 +7,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infra.db.api_keys import ApiKeyRepository
 from infra.db.feeds import FeedRepository
 from infra.db.inventory_query import InventoryQuery
 from infra.db.network import NetworkRepository
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.plans = PlanRepository(self.session)
         self.policies = PolicyRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.api_keys = ApiKeyRepository(self.session)
         return self
 
     async def __aexit__(

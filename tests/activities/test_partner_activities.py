@@ -269,9 +269,11 @@ async def test_screen_order_returns_the_score_and_reasons(
     assert (result.score, result.reasons) == (0.85, ["customer C-1 is on the watch list"])
 
 
-async def test_release_cancel_and_follow_up(partners: tuple[Partners, httpx.AsyncClient]) -> None:
+async def test_release_cancel_and_follow_up(
+    uow_factory: UowFactory, partners: tuple[Partners, httpx.AsyncClient]
+) -> None:
     wms, http = partners[0].wms, partners[1]
-    activities = FulfilmentActivities(wms)
+    activities = FulfilmentActivities(wms, uow_factory)
     env = ActivityEnvironment()
     order_id = f"A-{uuid.uuid4().hex[:8]}"
 

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from infra.settings import Settings
 from infra.temporal import DATA_CONVERTER, ensure_search_attributes
-from tests.support import IMMEDIATE
+from tests.support import IMMEDIATE, api_key_headers
 
 
 @pytest_asyncio.fixture
@@ -29,7 +29,9 @@ async def api_client(database_url: str, temporal_env: WorkflowEnvironment) -> As
     app = create_app(settings, temporal=temporal_env.client)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api", headers=await api_key_headers(app)
+        ) as client,
     ):
         yield client
 
@@ -57,7 +59,9 @@ async def isolated_api(database_url: str) -> AsyncIterator[IsolatedApi]:
         )
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api", headers=await api_key_headers(app)
+            ) as http,
         ):
             yield IsolatedApi(http=http, env=env)
     finally:

@@ -41,7 +41,17 @@ from infra.interceptors import LoggingInterceptor
 from infra.settings import Settings
 from infra.temporal import DATA_CONVERTER
 from integrations.partners import Partners
-from tests.support import AUSTIN, IMMEDIATE, NEWARK, NodeSpec, SeededNetwork, build_network, eventually, make_order
+from tests.support import (
+    AUSTIN,
+    IMMEDIATE,
+    NEWARK,
+    NodeSpec,
+    SeededNetwork,
+    api_key_headers,
+    build_network,
+    eventually,
+    make_order,
+)
 from tests.workflows import conftest as workflow_fixtures
 from worker import WORKFLOWS, build_activities
 from workflows import order_workflow_id
@@ -123,7 +133,9 @@ async def serving(client: Client, database_url: str, task_queue: str) -> AsyncIt
     app = create_app(settings, temporal=client)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api", headers=await api_key_headers(app)
+        ) as http,
     ):
         api = Api(http, client, app)
         try:

@@ -18,7 +18,7 @@ from api.routes.inventory_feeds import MAX_BODY_BYTES
 from domain.feeds import MAX_ROWS
 from infra.db.tables import InventoryJournal, Stock
 from infra.db.uow import UowFactory
-from tests.support import AUSTIN, DALLAS, NodeSpec, SeededNetwork, build_network
+from tests.support import AUSTIN, DALLAS, TEST_ADMIN, NodeSpec, SeededNetwork, build_network
 
 pytestmark = pytest.mark.db
 
@@ -112,8 +112,8 @@ async def test_a_snapshot_applies_and_is_journaled_under_the_actor(api_client, u
     reason = "snapshot from erp as of 2026-03-01T08:00:00+00:00"
     batch = report["batch_id"]
     assert journal == [
-        (aus, a, "snapshot", "erp-bridge", f"{reason}; safety_stock 0 -> 2", f"{batch}:row 1", 10, 12),
-        (dal, b, "snapshot", "erp-bridge", reason, f"{batch}:row 2", 4, 0),
+        (aus, a, "snapshot", f"{TEST_ADMIN}:erp-bridge", f"{reason}; safety_stock 0 -> 2", f"{batch}:row 1", 10, 12),
+        (dal, b, "snapshot", f"{TEST_ADMIN}:erp-bridge", reason, f"{batch}:row 2", 4, 0),
     ]
 
 
@@ -129,7 +129,7 @@ async def test_a_snapshot_sent_again_is_stale_and_changes_nothing(api_client, uo
     assert summary(again.json()) == [(1, "stale", 9, None)]
     assert again.json()["rows"][0]["error"] is None
     assert await state(uow_factory, net) == after_first
-    assert after_first[1][0][3] == "api"  # no X-Actor header: the default actor
+    assert after_first[1][0][3] == TEST_ADMIN  # no X-Actor header: the key's name alone
 
 
 async def test_a_snapshot_with_an_unknown_sku_is_refused_with_the_row_named_and_nothing_written(
@@ -291,8 +291,8 @@ async def test_adjustments_apply_once_and_a_retry_is_answered_from_the_journal(a
     assert (on_hand(stock, aus, a), on_hand(stock, dal, b)) == (15, 3)
     batch = first.json()["batch_id"]
     assert journal == [
-        (aus, a, "receipt", "alice", "PO-1 (from wms)", f"{batch}:row 1", 10, 15),
-        (dal, b, "damage", "alice", "dropped (from wms)", f"{batch}:row 2", 4, 3),
+        (aus, a, "receipt", f"{TEST_ADMIN}:alice", "PO-1 (from wms)", f"{batch}:row 1", 10, 15),
+        (dal, b, "damage", f"{TEST_ADMIN}:alice", "dropped (from wms)", f"{batch}:row 2", 4, 3),
     ]
 
 

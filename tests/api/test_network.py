@@ -73,6 +73,8 @@ async def test_put_node_creates_then_replaces(api_client):
         "capabilities": ["pickup", "ship", "ship_from_store"],
         "priority": 100,
         "operating_hours": {"mon": ["08:00", "19:00"], "sun": ["10:00", "16:00"]},
+        "provider": "store",  # from the kind; tests/api/test_node_providers.py covers these two
+        "endpoint": None,
         "cutoff_local": "17:00:00",
     }
 

@@ -42,7 +42,7 @@ from infra.settings import Settings
 from infra.temporal import DATA_CONVERTER, ensure_search_attributes
 from integrations.webhooks import SIGNATURE_HEADER, sign
 from tests.private_db import private_database
-from tests.support import IMMEDIATE
+from tests.support import IMMEDIATE, api_key_headers
 
 pytestmark = pytest.mark.db
 
@@ -101,7 +101,9 @@ async def fuzz_target(fuzz_database_url: str) -> AsyncIterator[FuzzTarget]:
         )
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE_URL, headers=await api_key_headers(app)
+            ) as http,
         ):
             yield FuzzTarget(http=http, loop=asyncio.get_running_loop())
     finally:

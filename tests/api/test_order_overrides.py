@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -31,7 +32,18 @@ from domain.orders import Order, PaymentMethod
 from infra.db.uow import UowFactory
 from infra.settings import Settings
 from tests.api.conftest import IsolatedApi
-from tests.support import AUSTIN, IMMEDIATE, NEWARK, NodeSpec, SeededNetwork, build_network, eventually, make_order
+from tests.support import (
+    AUSTIN,
+    IMMEDIATE,
+    NEWARK,
+    TEST_ADMIN,
+    NodeSpec,
+    SeededNetwork,
+    api_key_headers,
+    build_network,
+    eventually,
+    make_order,
+)
 from tests.workflows import conftest as workflow_fixtures
 from workflows import order_workflow_id
 from workflows.contracts import Hold, HoldCode, OrderStatusView, PaymentState, TimelineEntry
@@ -52,6 +64,7 @@ class Api:
     http: httpx.AsyncClient
     worker: Worker
     temporal: WorkflowEnvironment
+    app: FastAPI
 
     def handle(self, order_id: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.client.get_workflow_handle(order_workflow_id(order_id))
@@ -70,9 +83,11 @@ async def api(
         app = create_app(settings, temporal=temporal_env.client)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api", headers=await api_key_headers(app)
+            ) as http,
         ):
-            yield Api(http, worker, temporal_env)
+            yield Api(http, worker, temporal_env, app)
 
 
 def body_of(order: Order) -> dict[str, Any]:
@@ -132,7 +147,7 @@ async def test_a_note_lands_on_the_timeline_with_who_and_why(api: Api, uow_facto
     timeline = [TimelineEntry.model_validate(e) for e in (await order_view(api, order.order_id))["timeline"]]
     notes = [e for e in timeline if e.reason_code == "called_in"]
     assert len(notes) == 1
-    assert (notes[0].actor, notes[0].role) == (CSR["X-Actor"], "supervisor")
+    assert (notes[0].actor, notes[0].role) == (f"{TEST_ADMIN}:{CSR['X-Actor']}", "supervisor")
     assert (notes[0].event, notes[0].detail) == ("note", "customer asked when it ships")
 
 
@@ -144,7 +159,7 @@ async def test_hold_then_release_hold(api: Api, uow_factory: UowFactory) -> None
     assert held.status_code == 200, held.text
     view = await order_view(api, order.order_id)
     holds = [Hold.model_validate(h) for h in view["holds"]]
-    assert [(h.code, h.actor) for h in holds] == [(HoldCode.CSR, CSR["X-Actor"])]
+    assert [(h.code, h.actor) for h in holds] == [(HoldCode.CSR, f"{TEST_ADMIN}:{CSR['X-Actor']}")]
 
     released = await api.http.post(f"{path}/release-hold", json=override("cleared", hold="csr"), headers=CSR)
     assert released.status_code == 200, released.text
@@ -210,6 +225,23 @@ async def test_an_override_sent_twice_with_one_idempotency_key_is_applied_once(
     timeline = (await order_view(api, order.order_id))["timeline"]
     assert [e["reason_code"] for e in timeline if e["reason_code"]] == ["called_in"]
     assert await updates_accepted(api, order.order_id) == 1
+
+
+async def test_a_channel_key_acts_for_the_customer_whatever_role_its_body_claims(
+    api: Api, uow_factory: UowFactory
+) -> None:
+    channel = await api_key_headers(api.app, role="channel", name="web-shop", tenant="shop-a")
+    net = await build_network(uow_factory, TWO_DCS, {("AUSTIN", "DRILL"): 5})
+    order = make_order(net, {"DRILL": 1})
+    assert (await api.http.post("/orders", json=body_of(order), headers=channel)).status_code == 201
+    await wait_for_stage(api, order.order_id, OrderStage.RELEASED)
+
+    body = override("called_in", role="csr", note="please ring before delivery")
+    response = await api.http.post(f"/orders/{order.order_id}/notes", json=body, headers=channel)
+
+    assert response.status_code == 200, response.text
+    note = next(e for e in (await order_view(api, order.order_id))["timeline"] if e["event"] == "note")
+    assert (note["actor"], note["role"]) == ("web-shop", "customer")
 
 
 # --- refusals ---------------------------------------------------------------------------------------------

@@ -28,11 +28,23 @@ from infra.db.tables import OrderPlan
 from infra.db.uow import UowFactory
 from infra.settings import Settings
 from tests.private_db import private_database, unit_of_work_factory
-from tests.support import AUSTIN, DALLAS, IMMEDIATE, NEWARK, NodeSpec, SeededNetwork, build_network
+from tests.support import (
+    AUSTIN,
+    DALLAS,
+    IMMEDIATE,
+    NEWARK,
+    TEST_ADMIN,
+    NodeSpec,
+    SeededNetwork,
+    api_key_headers,
+    build_network,
+)
 
 pytestmark = pytest.mark.db
 
 ADMIN = {"X-Actor": "ana@example.com"}
+# The actor recorded: the API key's name, then X-Actor as detail.
+ADMIN_ACTOR = f"{TEST_ADMIN}:ana@example.com"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +66,9 @@ async def client_for(database_url: str, temporal_env: WorkflowEnvironment) -> As
     )
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api", headers=await api_key_headers(app)
+        ) as client,
     ):
         yield client
 
@@ -233,7 +247,12 @@ async def test_from_builtin_to_versions_and_back(empty_client):
     assert created.status_code == 201, created.text
     assert created.headers["location"] == "/rules/versions/1"
     v1 = created.json()
-    assert (v1["version"], v1["version_label"], v1["status"], v1["created_by"]) == (1, "v1", "draft", ADMIN["X-Actor"])
+    assert (v1["version"], v1["version_label"], v1["status"], v1["created_by"]) == (
+        1,
+        "v1",
+        "draft",
+        f"{TEST_ADMIN}:{ADMIN['X-Actor']}",
+    )
     assert (v1["note"], v1["identical_to"], v1["warnings"]) == ("one box per order", [], [])
     assert v1["document"]["profiles"][0]["strategies"][0]["split"] == {"mode": "never", "max_shipments": 1}
 
@@ -261,7 +280,7 @@ async def test_from_builtin_to_versions_and_back(empty_client):
     assert (event["version_label"], event["action"], event["actor"], event["reason"]) == (
         "v1",
         "activated",
-        ADMIN["X-Actor"],
+        f"{TEST_ADMIN}:{ADMIN['X-Actor']}",
         "fewer parcels",
     )
     assert event["detail"] == {"previous": "builtin"}

@@ -18,7 +18,7 @@ from infra.db.uow import UowFactory
 from infra.settings import Settings
 from tests.activities.outbox_support import publish
 from tests.private_db import private_database, unit_of_work_factory
-from tests.support import IMMEDIATE
+from tests.support import IMMEDIATE, api_key_headers
 
 pytestmark = pytest.mark.db
 
@@ -37,7 +37,9 @@ async def api(postgres_server_url: str, temporal_env: WorkflowEnvironment) -> As
         app = create_app(Settings.model_validate({**IMMEDIATE, "ORCH_DATABASE_URL": url}), temporal=temporal_env.client)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api", headers=await api_key_headers(app)
+            ) as http,
             unit_of_work_factory(url) as uow,
         ):
             yield Api(http, uow)

@@ -36,7 +36,7 @@ from infra.temporal import DATA_CONVERTER, ensure_search_attributes
 from integrations.partners import Partners
 from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
 from integrations.webhooks import SIGNATURE_HEADER, sign
-from tests.support import AUSTIN, DALLAS, IMMEDIATE, NodeSpec, build_network, eventually, make_order
+from tests.support import AUSTIN, DALLAS, IMMEDIATE, NodeSpec, api_key_headers, build_network, eventually, make_order
 from worker import WORKFLOWS, build_activities
 from workflows import order_workflow_id
 from workflows.contracts import OrderStatusView, OrderWorkflowInput
@@ -80,7 +80,9 @@ async def gate(database_url: str) -> AsyncIterator[Gate]:
         app = create_app(settings, temporal=env.client)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api", headers=await api_key_headers(app)
+            ) as http,
         ):
             yield Gate(http=http, env=env)
     finally:

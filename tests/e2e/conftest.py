@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from infra.db.uow import UowFactory
 from infra.services import ManagedProcess, free_port, orchestrator_process, temporal_dev_server, wait_for_port
-from tests.support import AUSTIN, NEWARK, NodeSpec, SeededNetwork, build_network
+from tests.support import AUSTIN, NEWARK, TEST_ADMIN, NodeSpec, SeededNetwork, build_network
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
@@ -102,8 +102,15 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest_asyncio.fixture
-async def http(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
+async def http(
+    stack: Stack, uow_factory: UowFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the stack's API, authenticated as an admin by default (a key made for this test)."""
+    async with uow_factory() as uow:
+        created = await uow.api_keys.create(name=TEST_ADMIN, role="admin", tenant=None)
+        await uow.commit()
+    headers = {"Authorization": f"Bearer {created.token}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30, headers=headers) as client:
         yield client
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
         print(stack.dump_logs())
