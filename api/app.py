@@ -13,7 +13,7 @@ from api.auth import authorize
 from api.backorders import BACKORDER_NOTIFIER_ATTR
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.middleware import BodyLimit, Journal
+from api.middleware import Authenticate, BodyLimit, Journal
 from api.routes import checkout, health, inventory, inventory_feeds, network, orders, rules, subscriptions, webhooks
 from infra.db.engine import create_engine, session_factory
 from infra.db.uow import uow_factory
@@ -54,8 +54,10 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added last, run first: the key is checked before a body is capped, read or journaled.
     app.add_middleware(Journal)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Authenticate)
     # One gate on every router: api.auth.ROUTE_ROLES says who may call each route (health and the
     # HMAC-signed webhook are public there).
     gate: dict[str, Any] = {"dependencies": [Depends(authorize)], "responses": _AUTH_RESPONSES}

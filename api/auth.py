@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 
 # Where the principal of a request is kept in its ASGI scope (read back by the journal middleware).
 SCOPE_KEY = "orchestrator.auth"
+# Where the authenticating middleware leaves the key's principal, so the route's gate does not look it up again.
+PRINCIPAL_KEY = "orchestrator.principal"
 # The workflow memo entry naming the tenant whose key placed the order (absent for staff-placed orders).
 MEMO_TENANT = "tenant"
 
@@ -122,7 +124,16 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _principal(request: Request, state: AppState, authorization: str | None) -> Principal:
+def public_path(method: str, path: str) -> bool:
+    """No key needed: a public route (health, the HMAC-signed webhook), or the API's own description."""
+    return path in _DOC_PATHS or allowed_roles(method, path) == PUBLIC
+
+
+_DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+async def principal_of(state: AppState, authorization: str | None) -> Principal:
+    """The key behind an ``Authorization`` header; 401 when there is none, or it is unknown or revoked."""
     if state.settings.auth == "off":
         return Principal(key_id=None, name=DEFAULT_ACTOR, role=Role.ADMIN, tenant=None)
     if not authorization:
@@ -171,7 +182,8 @@ async def authorize(
         raise ApiError(403, "this route has no authorization rule: refused to everyone")
     if roles == PUBLIC:
         return None
-    principal = await _principal(request, state, authorization)
+    known = request.scope.get(PRINCIPAL_KEY)
+    principal = known if isinstance(known, Principal) else await principal_of(state, authorization)
     holder = request.scope.get(SCOPE_KEY)
     if isinstance(holder, dict):
         holder["principal"] = principal

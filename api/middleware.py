@@ -1,4 +1,10 @@
-"""Two pure ASGI middlewares: a cap on request bodies, and the journal of mutating calls.
+"""Three pure ASGI middlewares: authentication before anything is read, a cap on request bodies, and the journal
+of mutating calls.
+
+``Authenticate`` checks the API key of every request to a route that needs one before its body is read: an
+anonymous caller (or one with an unknown or revoked key) gets 401 without a byte of its upload being parsed or
+buffered, and never learns from a 422 what a valid body looks like. The key's principal is left in the scope for
+the route's gate (``api.auth.authorize``), which then checks the role for the route.
 
 ``BodyLimit`` refuses a body over ``ORCH_MAX_BODY_BYTES`` with 413, from its Content-Length or, for a body sent
 in chunks, as soon as it passes the limit. The inventory feeds (CSV imports) keep their own larger cap
@@ -19,7 +25,8 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import SCOPE_KEY, Principal
+from api.auth import PRINCIPAL_KEY, SCOPE_KEY, Principal, principal_of, public_path
+from api.errors import ApiError
 from infra.db.api_keys import JournalEntry
 
 log = structlog.get_logger(__name__)
@@ -30,6 +37,29 @@ OWN_CAP_PATHS = frozenset({"/inventory/snapshots", "/inventory/adjustments", "/i
 # How much of a body is kept in the journal, and how much is read to summarise it.
 SUMMARY_CHARS = 4096
 CAPTURE_BYTES = 64 * 1024
+
+
+class Authenticate:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = getattr(getattr(scope.get("app"), "state", None), "orchestrator", None)
+        if scope["type"] != "http" or state is None or public_path(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        try:
+            scope[PRINCIPAL_KEY] = await principal_of(state, authorization)
+        except ApiError as refused:
+            body = json.dumps({"message": refused.message, **refused.extra}).encode()
+            head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            head += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (refused.headers or {}).items()]
+            await send({"type": "http.response.start", "status": refused.status_code, "headers": head})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

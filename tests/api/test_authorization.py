@@ -303,3 +303,28 @@ async def test_a_key_records_its_last_use_and_a_revoked_one_is_refused(
     assert revoked.headers["www-authenticate"] == "Bearer"
     async with uow_factory() as uow:
         assert key_id not in {k.key_id for k in await uow.api_keys.all() if k.revoked_at is None}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/orders", b"{not json"),
+        ("POST", "/inventory/import", b"node_id,sku,on_hand\n" * 200_000),
+        ("POST", "/orders/ANY/cancel", b'{"reason_code": 1}'),
+        ("GET", "/no/such/route", b""),
+    ],
+    ids=["bad-json", "large-upload", "bad-override", "unknown-route"],
+)
+async def test_without_a_key_nothing_is_read_or_validated(
+    anonymous: httpx.AsyncClient, method: str, path: str, body: bytes
+) -> None:
+    """401 comes first: an anonymous caller's upload is not buffered or parsed, and no 422 (or 404) tells it
+    what a valid request would look like."""
+    response = await anonymous.request(method, path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_public_routes_and_the_description_need_no_key(anonymous: httpx.AsyncClient) -> None:
+    for path in ("/health/live", "/openapi.json", "/docs"):
+        assert (await anonymous.get(path)).status_code == 200, path
