@@ -72,6 +72,7 @@ def build_activities(
         fulfilment.release_shipment,
         fulfilment.cancel_release,
         fulfilment.request_follow_up,
+        fulfilment.track_parcel,
         notify.notify,
         status.publish_status,
     ]

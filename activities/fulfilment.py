@@ -26,6 +26,8 @@ from workflows.contracts import (
     ReleaseShipmentResult,
     RequestFollowUpInput,
     RequestFollowUpResult,
+    TrackParcelInput,
+    TrackParcelResult,
 )
 
 log = structlog.get_logger(__name__)
@@ -105,3 +107,19 @@ class FulfilmentActivities:
         ack = await self._wms.request_follow_up(request, idempotency_key=input.idempotency_key)
         log.info("follow-up requested", shipment_id=input.shipment_id, kind=input.kind, reference=ack.reference)
         return RequestFollowUpResult(reference=ack.reference)
+
+    @activity.defn(name=ActivityName.TRACK_PARCEL)
+    async def track_parcel(self, input: TrackParcelInput) -> TrackParcelResult:
+        """The carrier's latest stage for a quiet parcel. Unknown to the carrier (or known under another shipment)
+        is an empty result, not a failure: the workflow then traces and escalates as before."""
+        status = await self._wms.track(input.tracking_number)
+        if status is None or status.shipment_id != input.shipment_id:
+            log.info(
+                "carrier has no news of the parcel",
+                shipment_id=input.shipment_id,
+                tracking_number=input.tracking_number,
+                carrier_shipment_id=None if status is None else status.shipment_id,
+            )
+            return TrackParcelResult()
+        log.info("carrier polled", shipment_id=input.shipment_id, stage=status.stage)
+        return TrackParcelResult(stage=status.stage, occurred_at=status.occurred_at)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.lifecycle import FINISHED_STAGES, ShipmentStage, has_left_node
+from domain.lifecycle import FINISHED_STAGES, ShipmentStage, advances, has_left_node
 from domain.policy import Method
 
 
@@ -272,7 +272,7 @@ def due(shipment: ShipmentFacts, now: datetime, settings: PlaybookSettings) -> l
                     Replan(shipment.shipment_id, reason, shipment.node_id)]  # fmt: skip
         return []
     if shipment.stage in (ShipmentStage.SHIPPED, ShipmentStage.IN_TRANSIT) and shipment.last_event_at is not None:
-        if not shipment.escalated and now >= shipment.last_event_at + settings.tracking_stall:
+        if tracking_stalled(shipment, now, settings):
             reason = f"no carrier event for {where} in {_hours(settings.tracking_stall)}"
             return [Trace(shipment.shipment_id, reason),
                     Escalate(ExceptionCode.TRACKING_STALLED, reason, shipment.shipment_id)]  # fmt: skip
@@ -291,6 +291,25 @@ def due(shipment: ShipmentFacts, now: datetime, settings: PlaybookSettings) -> l
             return [NotifyCustomer("pickup_reminder", f"Your order is waiting for you at {shipment.node_id} until "
                                    f"{deadline:%Y-%m-%d %H:%M} UTC.", shipment.shipment_id)]  # fmt: skip
     return []
+
+
+def tracking_stalled(shipment: ShipmentFacts, now: datetime, settings: PlaybookSettings) -> bool:
+    """A parcel on its way with no carrier event for ``tracking_stall``, not yet traced for this quiet period."""
+    return (
+        shipment.stage in (ShipmentStage.SHIPPED, ShipmentStage.IN_TRANSIT)
+        and shipment.last_event_at is not None
+        and not shipment.escalated
+        and now >= shipment.last_event_at + settings.tracking_stall
+    )
+
+
+def polled_progress(shipment: ShipmentFacts, reported: ShipmentStage | None) -> ShipmentStage | None:
+    """What a carrier poll of a stalled parcel moves it to: the reported stage when it is later than the
+    shipment's (applied like a received event, so no trace and no escalation), else None (nothing new: the
+    stall playbook goes on, ``due`` → ``Trace``, ``Escalate``)."""
+    if reported is None or not advances(shipment.stage, reported):
+        return None
+    return reported
 
 
 def node_unavailable(shipment: ShipmentFacts, reason: str) -> list[Action]:

@@ -14,6 +14,9 @@ Wire protocol (JSON over HTTPS, every write carries an ``Idempotency-Key`` heade
   the key answers the first outcome with ``replayed: true``. Anything else is retried.
 - ``POST /carrier/follow-ups`` with a ``FollowUpRequest`` body (intercept a parcel, ask for a return, trace a
   parcel): ``201`` with a ``FollowUpAck`` the first time, ``200`` with the same ack for a repeat of the key.
+- ``GET /carrier/tracking/{tracking_number}``: the carrier's latest stage for a parcel, ``200`` with a
+  ``TrackingStatus``; ``404`` means the carrier does not know the parcel (an answer, not an error). Used as a
+  fallback when a parcel's webhooks have stopped.
 """
 
 from __future__ import annotations
@@ -99,6 +102,17 @@ class FollowUpAck(BaseModel):
     replayed: bool = False
 
 
+class TrackingStatus(BaseModel):
+    """The carrier's answer to a tracking poll: the latest stage it has for the parcel, and when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tracking_number: str
+    shipment_id: str
+    stage: ShipmentStage
+    occurred_at: datetime
+
+
 class ProviderRejected(Exception):
     """The provider understood the request and refused it: retrying will not help."""
 
@@ -162,3 +176,11 @@ class WmsClient:
         )
         response.raise_for_status()
         return FollowUpAck.model_validate(response.json())
+
+    async def track(self, tracking_number: str) -> TrackingStatus | None:
+        """Where the carrier says the parcel is; None when it does not know the tracking number (404)."""
+        response = await self._http.get(f"/carrier/tracking/{quote(tracking_number, safe='')}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return TrackingStatus.model_validate(response.json())

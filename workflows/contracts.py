@@ -342,6 +342,21 @@ class RequestFollowUpResult(_Payload):
     reference: str
 
 
+class TrackParcelInput(_Payload):
+    """Ask the carrier where a parcel is now (a read: no idempotency key), when its events have stopped."""
+
+    order_id: str
+    shipment_id: str
+    tracking_number: str
+
+
+class TrackParcelResult(_Payload):
+    """The carrier's latest stage for the parcel and when it happened; None: the carrier does not know it."""
+
+    stage: ShipmentStage | None = None
+    occurred_at: datetime | None = None
+
+
 class Audience(StrEnum):
     CUSTOMER = "customer"
     CSR = "csr"
@@ -673,6 +688,7 @@ class ActivityName:
     REFUND_PAYMENT = "refund_payment"
     CANCEL_RELEASE = "cancel_release"
     REQUEST_FOLLOW_UP = "request_follow_up"
+    TRACK_PARCEL = "track_parcel"
     NOTIFY = "notify"
     CHECK_NODES = "check_nodes"
     NODE_ATP = "node_atp"

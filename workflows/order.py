@@ -100,6 +100,8 @@ with workflow.unsafe.imports_passed_through():
         StatusEvent,
         StockAvailable,
         TimelineEntry,
+        TrackParcelInput,
+        TrackParcelResult,
         UpdateName,
         ValidateOrderInput,
         ValidateOrderResult,
@@ -122,6 +124,9 @@ PATCH_LIFECYCLE_V2 = "lifecycle-v2"
 # Status sync through the transactional outbox: each stage change is numbered and published (``publish_status``).
 # Runs without the marker (recorded before it) publish nothing, and replay exactly as they ran.
 PATCH_STATUS_OUTBOX = "status-outbox"
+# A stalled parcel is first polled at the carrier (``track_parcel``); traced and escalated only if the carrier has
+# nothing newer. Runs without the marker (recorded before it) trace and escalate at once, as they ran.
+PATCH_CARRIER_POLL = "carrier-poll"
 
 # A plan can be lost to a race for the last units; this many tries in a row, then the order waits as a backorder.
 RESERVE_TRIES = 3
@@ -948,6 +953,13 @@ class OrderWorkflow:
         now = workflow.now()
         actions: list[Action] = []
         for view in self._live():
+            # ``patched`` is asked only when a stall is due, so runs that never stall carry no marker.
+            if playbook.tracking_stalled(view, now, self._settings) and workflow.patched(PATCH_CARRIER_POLL):
+                if await self._poll_carrier(view):
+                    continue
+                # Nothing new from the carrier: the playbook goes on with the view as it is now (an event may
+                # have arrived while the carrier answered, and re-armed the stall clock).
+                view = self._view(view.shipment_id)
             actions += playbook.due(view, now, self._settings)
         await self._execute(actions)
         for hold in list(self._s.holds):
@@ -1065,6 +1077,41 @@ class OrderWorkflow:
             f"{kind} request for {view.shipment_id}",
         )
         self._note("carrier", f"{kind} requested", f"{view.shipment_id} as {result.reference}: {reason}")
+
+    async def _poll_carrier(self, view: ShipmentView) -> bool:
+        """Ask the carrier where a stalled parcel is. True when it reported a later stage, applied like a received
+        event (the stall clock starts again); False when there is nothing new, or no tracking number to ask with."""
+        s = self._s
+        if view.tracking_number is None:
+            self._note("carrier", "no tracking number to poll", view.shipment_id)
+            return False
+        result = await _partner(
+            ActivityName.TRACK_PARCEL,
+            TrackParcelInput(
+                order_id=s.order.order_id, shipment_id=view.shipment_id, tracking_number=view.tracking_number
+            ),
+            TrackParcelResult,
+            f"track {view.shipment_id} ({view.tracking_number})",
+        )
+        current = self._view(view.shipment_id)
+        stage = playbook.polled_progress(current, result.stage)
+        if stage is None:
+            said = result.stage or "unknown to the carrier"
+            self._note("carrier", "poll: nothing new", f"{view.shipment_id}: {said}")
+            return False
+        # The id comes from business identity (never a run id); a webhook of the same fact, arriving later, is stale.
+        event = ShipmentEventReceived(
+            event_id=f"poll:{view.shipment_id}:{stage}",
+            shipment_id=view.shipment_id,
+            stage=stage,
+            occurred_at=result.occurred_at or workflow.now(),
+            source="carrier-poll",
+        )
+        if event.event_id not in s.seen_events:
+            s.seen_events.append(event.event_id)
+        self._apply_event(event)
+        self._wake = True
+        return True
 
     async def _notify(self, audience: Audience, kind: str, message: str, scope: str | None = None) -> None:
         """Tell the customer or the CSR queue. A message that cannot be sent is journaled, never fatal."""

@@ -28,7 +28,15 @@ from domain.lifecycle import ShipmentStage, has_left_node
 from integrations.simulator.config import SimulatorConfig
 from integrations.simulator.faults import FaultInjector, duplicated, held_back
 from integrations.webhooks import ShipmentWebhookEvent
-from integrations.wms import CancelAck, CancelRequest, FollowUpAck, FollowUpRequest, ReleaseAck, ReleaseRequest
+from integrations.wms import (
+    CancelAck,
+    CancelRequest,
+    FollowUpAck,
+    FollowUpRequest,
+    ReleaseAck,
+    ReleaseRequest,
+    TrackingStatus,
+)
 from workflows.contracts import ShortLine
 
 log = structlog.get_logger(__name__)
@@ -71,6 +79,7 @@ class ReleaseRecord:
     attempts: int = 1
     # How far the shipment has got at the provider: set when a step happens, before its webhook is sent.
     stage: ShipmentStage | None = None
+    stage_at: datetime | None = None
     # Stages and issues whose webhook the receiver accepted, in order.
     events_delivered: list[str] = field(default_factory=list)
     cancelled: bool = False
@@ -162,6 +171,7 @@ class Warehouse:
 
     async def _report_stage(self, record: ReleaseRecord, stage: ShipmentStage) -> None:
         record.stage = stage
+        record.stage_at = datetime.now(UTC)
         shipped = stage is ShipmentStage.SHIPPED
         event = ShipmentWebhookEvent(
             event_id=f"{record.ack.release_id}:{stage}",
@@ -406,6 +416,21 @@ class Warehouse:
                     }
                     for f in self.follow_ups.values()
                 ],
+            )
+
+        @router.get("/carrier/tracking/{tracking_number}", response_model=TrackingStatus)
+        async def tracking(tracking_number: str) -> TrackingStatus:
+            """The stage the parcel has reached here, whether or not its webhooks were sent; 404 for a tracking
+            number the carrier has not been handed (no such parcel, or not shipped yet)."""
+            await self._faults.gate("carrier", f"tracking:{tracking_number}")
+            record = next((r for r in self.releases.values() if self.tracking_number(r) == tracking_number), None)
+            if record is None or record.stage is None or record.stage_at is None or not has_left_node(record.stage):
+                raise HTTPException(404, f"no parcel with tracking number {tracking_number}")
+            return TrackingStatus(
+                tracking_number=tracking_number,
+                shipment_id=record.request.shipment_id,
+                stage=record.stage,
+                occurred_at=record.stage_at,
             )
 
         @router.post("/control/shipments/{shipment_id:path}/collect", status_code=status.HTTP_202_ACCEPTED)

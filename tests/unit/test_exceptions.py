@@ -37,6 +37,8 @@ from domain.exceptions import (
     fraud_needs_review,
     node_unavailable,
     on_issue,
+    polled_progress,
+    tracking_stalled,
     undo_for,
     undo_order,
 )
@@ -343,6 +345,40 @@ def test_due_in_full():
             "SH-1",
         ),
     ]
+
+
+@pytest.mark.parametrize(
+    ("view", "now", "expected"),
+    [
+        pytest.param(ship(S.SHIPPED), STALL - US, False, id="just-before"),
+        pytest.param(ship(S.SHIPPED), STALL, True, id="shipped-at"),
+        pytest.param(ship(S.IN_TRANSIT), STALL + timedelta(days=1), True, id="in-transit-after"),
+        pytest.param(ship(S.IN_TRANSIT, escalated=True), STALL, False, id="already-traced"),
+        pytest.param(ship(S.IN_TRANSIT, last_event_at=None), STALL, False, id="no-event"),
+        pytest.param(ship(S.DELIVERED), STALL, False, id="delivered"),
+        pytest.param(ship(S.RELEASED), STALL, False, id="released"),
+    ],
+)
+def test_tracking_stalled_is_when_due_traces(view, now, expected):
+    assert tracking_stalled(view, now, SETTINGS) is expected
+    assert ("Trace" in kinds(due(view, now, SETTINGS))) is expected
+
+
+@pytest.mark.parametrize(
+    ("stage", "reported", "expected"),
+    [
+        (S.SHIPPED, S.IN_TRANSIT, S.IN_TRANSIT),
+        (S.SHIPPED, S.DELIVERED, S.DELIVERED),
+        (S.IN_TRANSIT, S.DELIVERED, S.DELIVERED),
+        (S.IN_TRANSIT, S.IN_TRANSIT, None),
+        (S.IN_TRANSIT, S.SHIPPED, None),
+        (S.SHIPPED, None, None),
+        (S.SHIPPED, S.LOST, None),
+        (S.LOST, S.DELIVERED, None),
+    ],
+)
+def test_a_carrier_poll_moves_a_stalled_parcel_only_forward(stage, reported, expected):
+    assert polled_progress(ship(stage), reported) == expected
 
 
 def test_what_the_workflow_records_after_a_timer_moves_the_next_deadline_on():

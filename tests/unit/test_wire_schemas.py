@@ -27,7 +27,15 @@ from integrations.payments import (
     VoidRequest,
 )
 from integrations.webhooks import ShipmentWebhookEvent
-from integrations.wms import CancelAck, CancelRequest, FollowUpAck, FollowUpRequest, ReleaseAck, ReleaseRequest
+from integrations.wms import (
+    CancelAck,
+    CancelRequest,
+    FollowUpAck,
+    FollowUpRequest,
+    ReleaseAck,
+    ReleaseRequest,
+    TrackingStatus,
+)
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
@@ -39,6 +47,7 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "wms.cancel-ack": CancelAck,
     "carrier.follow-up-request": FollowUpRequest,
     "carrier.follow-up-ack": FollowUpAck,
+    "carrier.tracking-status": TrackingStatus,
     "payments.authorization-request": AuthorizationRequest,
     "payments.capture-request": CaptureRequest,
     "payments.void-request": VoidRequest,
