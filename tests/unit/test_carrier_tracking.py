@@ -6,30 +6,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest_asyncio
 
 from domain.lifecycle import ShipmentStage
 from integrations.partners import Partners
-from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
 from integrations.webhooks import ShipmentWebhookEvent
 from tests.support import eventually
-from tests.unit.test_simulator_partners import DELIVERY, SECRET, Receiver, Sim, settle
+from tests.unit.test_simulator_partners import DELIVERY, Receiver, Sim, settle, simulator_posting_to
 
 
 @pytest_asyncio.fixture
 async def carrier() -> AsyncIterator[Sim]:
-    config = SimulatorConfig(
-        webhook_url="http://api/webhooks/wms", webhook_secret=SECRET, behaviour=Behaviour(step_delay_s=0)
-    )
-    app = create_simulator_app(config)
     receiver = Receiver()
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app()), base_url="http://api") as api,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as http,
-    ):
-        app.state.http = api
+    async with simulator_posting_to(receiver.app()) as http:
         yield Sim(http=http, partners=Partners.over(http), receiver=receiver)
         for gate in receiver.gates.values():
             gate.set()

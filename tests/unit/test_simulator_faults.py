@@ -19,12 +19,13 @@ from pydantic import ValidationError
 
 from domain.lifecycle import ShipmentStage
 from integrations.partners import Partners
-from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
+from integrations.simulator.app import Behaviour
 from integrations.simulator.config import BehaviourChange, Outage, PartnerFaults
 from integrations.simulator.faults import chance, decide, duplicated, held_back
 from integrations.webhooks import SIGNATURE_HEADER, ShipmentWebhookEvent, verify
 from integrations.wms import ReleaseLine, ReleaseRequest
 from tests.support import eventually
+from tests.unit.test_simulator_partners import simulator_posting_to
 
 SECRET = "faults-test-secret"
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -223,17 +224,8 @@ class Sim:
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[Sim]:
-    config = SimulatorConfig(
-        webhook_url="http://api/webhooks/wms", webhook_secret=SECRET, behaviour=Behaviour(step_delay_s=0)
-    )
-    app = create_simulator_app(config)
     receiver = Receiver()
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app()), base_url="http://api") as api,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as http,
-    ):
-        app.state.http = api
+    async with simulator_posting_to(receiver.app(), SECRET) as http:
         yield Sim(http=http, partners=Partners.over(http), receiver=receiver)
 
 

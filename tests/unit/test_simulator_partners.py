@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -107,19 +108,27 @@ async def _now(value: list[str]) -> list[str]:
     return list(value)
 
 
-@pytest_asyncio.fixture
-async def sim() -> AsyncIterator[Sim]:
+@asynccontextmanager
+async def simulator_posting_to(receiver: FastAPI, secret: str = SECRET) -> AsyncIterator[httpx.AsyncClient]:
+    """The simulator in process, steps taking no time, its webhooks signed with ``secret`` and going to
+    ``receiver``: a client to call it."""
     config = SimulatorConfig(
-        webhook_url="http://api/webhooks/wms", webhook_secret=SECRET, behaviour=Behaviour(step_delay_s=0)
+        webhook_url="http://api/webhooks/wms", webhook_secret=secret, behaviour=Behaviour(step_delay_s=0)
     )
     app = create_simulator_app(config)
-    receiver = Receiver()
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app()), base_url="http://api") as api,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver), base_url="http://api") as api,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as http,
     ):
         app.state.http = api  # the simulator's webhooks go to the stand-in API
+        yield http
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[Sim]:
+    receiver = Receiver()
+    async with simulator_posting_to(receiver.app()) as http:
         yield Sim(http=http, partners=Partners.over(http), receiver=receiver)
         for gate in receiver.gates.values():
             gate.set()
