@@ -12,7 +12,7 @@ from temporalio.client import Client
 from api.auth import authorize
 from api.backorders import BACKORDER_NOTIFIER_ATTR
 from api.deps import AppState
-from api.errors import install_error_handlers
+from api.errors import document_errors, install_error_handlers
 from api.middleware import Authenticate, BodyLimit, Journal
 from api.routes import checkout, health, inventory, inventory_feeds, network, orders, rules, subscriptions, webhooks
 from infra.db.engine import create_engine, session_factory
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    document_errors(app)
     # Added last, run first: the key is checked before a body is capped, read or journaled.
     app.add_middleware(Journal)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

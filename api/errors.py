@@ -8,7 +8,9 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import FailureError
@@ -28,6 +30,24 @@ class ApiError(Exception):
         self.extra = extra
 
 
+class FieldError(BaseModel):
+    # The field's path in the request (``lines.0.quantity``, ``quote_id``); ``body`` for the body as a whole.
+    field: str
+    message: str
+    type: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every error answer carries (4xx and 5xx alike): a message for a person, naming the field when one is
+    at fault. A 422 for a malformed request lists each field in ``errors``; some answers add fields of their own
+    (``type`` for a refused override, ``field`` and ``code`` for a quote that cannot be honoured)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    errors: list[FieldError] | None = None
+
+
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -41,6 +61,41 @@ def validation_error(errors: Sequence[Mapping[str, Any]], what: str = "request")
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in items[:5])
     return ApiError(422, f"invalid {what}: {summary}", errors=items)
+
+
+def document_errors(app: FastAPI) -> None:
+    """Say in the OpenAPI schema what error answers look like: every documented 4xx and 5xx is an ``ErrorBody``
+    (FastAPI would otherwise advertise its own ``{"detail": ...}`` for 422, which this API never sends)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for name, model in (("ErrorBody", ErrorBody), ("FieldError", FieldError)):
+            components[name] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components[name].pop("$defs", None)
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code[0] in "45":
+                        response["content"] = error
+                        if response.get("description") == "Validation Error":
+                            response["description"] = "a malformed request: each error names its field"
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(app: FastAPI) -> None:

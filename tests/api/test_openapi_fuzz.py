@@ -175,3 +175,24 @@ def fuzz(operation: Any, target: FuzzTarget) -> None:
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
 async def test_operation_conforms_to_its_schema(operation: Any, fuzz_target: FuzzTarget) -> None:
     await asyncio.to_thread(fuzz, operation, fuzz_target)
+
+
+def test_every_error_answer_is_documented_with_the_body_it_has() -> None:
+    """The schema the fuzzing checks against says what errors look like: ``ErrorBody`` (a required ``message``),
+    not FastAPI's ``{"detail": ...}``, which this API never sends."""
+    raw = SCHEMA.raw_schema
+    components = raw["components"]["schemas"]
+    assert "HTTPValidationError" not in components
+    assert components["ErrorBody"]["required"] == ["message"]
+    errors = [
+        (path, method, code, response.get("content"))
+        for path, operations in raw["paths"].items()
+        for method, operation in operations.items()
+        for code, response in operation["responses"].items()
+        if code[0] in "45"
+    ]
+    assert len(errors) > len(OPERATIONS), "most operations document several error answers"
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    assert [e for e in errors if e[3] != ref] == []
+    with_body = [op for ops in raw["paths"].values() for op in ops.values() if "requestBody" in op]
+    assert all("422" in op["responses"] for op in with_body)
