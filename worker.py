@@ -73,6 +73,8 @@ def build_activities(
         fulfilment.cancel_release,
         fulfilment.request_follow_up,
         fulfilment.track_parcel,
+        fulfilment.shipment_status,
+        fulfilment.register_tracking,
         notify.notify,
         status.publish_status,
     ]

@@ -16,16 +16,21 @@ from integrations.wms import (
     ProviderRejected,
     ReleaseLine,
     ReleaseRequest,
+    TrackingRegistration,
     WmsClient,
 )
 from workflows.contracts import (
     ActivityName,
     CancelReleaseInput,
     CancelReleaseResult,
+    RegisterTrackingInput,
+    RegisterTrackingResult,
     ReleaseShipmentInput,
     ReleaseShipmentResult,
     RequestFollowUpInput,
     RequestFollowUpResult,
+    ShipmentStatusInput,
+    ShipmentStatusResult,
     TrackParcelInput,
     TrackParcelResult,
 )
@@ -123,3 +128,37 @@ class FulfilmentActivities:
             return TrackParcelResult()
         log.info("carrier polled", shipment_id=input.shipment_id, stage=status.stage)
         return TrackParcelResult(stage=status.stage, occurred_at=status.occurred_at)
+
+    @activity.defn(name=ActivityName.SHIPMENT_STATUS)
+    async def shipment_status(self, input: ShipmentStatusInput) -> ShipmentStatusResult:
+        """The provider's own view of a shipment whose acknowledgement is overdue: its webhooks may have gone
+        missing while the work went on. Never received (404) is an empty result: the workflow escalates."""
+        endpoint = await self._endpoint(input.node_id)
+        status = await self._wms.status(input.shipment_id, endpoint=endpoint)
+        if status is None or status.shipment_id != input.shipment_id:
+            log.info("provider does not know the shipment", shipment_id=input.shipment_id, node_id=input.node_id)
+            return ShipmentStatusResult()
+        log.info("provider polled", shipment_id=input.shipment_id, node_id=input.node_id, stage=status.stage)
+        return ShipmentStatusResult(
+            stage=status.stage, occurred_at=status.occurred_at, tracking_number=status.tracking_number
+        )
+
+    @activity.defn(name=ActivityName.REGISTER_TRACKING)
+    async def register_tracking(self, input: RegisterTrackingInput) -> RegisterTrackingResult:
+        request = TrackingRegistration(
+            order_id=input.order_id, shipment_id=input.shipment_id, tracking_number=input.tracking_number
+        )
+        try:
+            ack = await self._wms.register_tracking(request, idempotency_key=input.idempotency_key)
+        except ProviderRejected as err:
+            # An answer, not a failure: the parcel is followed by polling when its events stop.
+            log.warning("carrier refused the tracking registration", shipment_id=input.shipment_id, reason=err.reason)
+            return RegisterTrackingResult(refused=f"{err.status_code}: {err.reason}")
+        log.info(
+            "tracking registered",
+            shipment_id=input.shipment_id,
+            tracking_number=input.tracking_number,
+            reference=ack.reference,
+            replayed=ack.replayed,
+        )
+        return RegisterTrackingResult(reference=ack.reference)

@@ -266,7 +266,7 @@ def due(shipment: ShipmentFacts, now: datetime, settings: PlaybookSettings) -> l
     """What a timer firing means for this shipment: a missed SLA, a stalled parcel, an uncollected pickup."""
     where = f"{shipment.shipment_id} at {shipment.node_id}"
     if shipment.stage is ShipmentStage.RELEASED and shipment.released_at is not None:
-        if now >= shipment.released_at + settings.ack_sla:
+        if ack_overdue(shipment, now, settings):
             reason = f"{shipment.node_id} did not acknowledge within {_hours(settings.ack_sla)}"
             return [Escalate(ExceptionCode.NO_ACK, reason, shipment.shipment_id),
                     Replan(shipment.shipment_id, reason, shipment.node_id)]  # fmt: skip
@@ -303,10 +303,20 @@ def tracking_stalled(shipment: ShipmentFacts, now: datetime, settings: PlaybookS
     )
 
 
+def ack_overdue(shipment: ShipmentFacts, now: datetime, settings: PlaybookSettings) -> bool:
+    """A released shipment its node has not acknowledged within ``ack_sla``."""
+    return (
+        shipment.stage is ShipmentStage.RELEASED
+        and shipment.released_at is not None
+        and now >= shipment.released_at + settings.ack_sla
+    )
+
+
 def polled_progress(shipment: ShipmentFacts, reported: ShipmentStage | None) -> ShipmentStage | None:
-    """What a carrier poll of a stalled parcel moves it to: the reported stage when it is later than the
-    shipment's (applied like a received event, so no trace and no escalation), else None (nothing new: the
-    stall playbook goes on, ``due`` → ``Trace``, ``Escalate``)."""
+    """What a poll of a silent partner moves the shipment to: the reported stage when it is later than the
+    shipment's (applied like a received event, so the playbook has nothing to do), else None (nothing new: the
+    playbook goes on: a stalled parcel is traced and escalated, an unacknowledged release escalated and
+    planned elsewhere)."""
     if reported is None or not advances(shipment.stage, reported):
         return None
     return reported

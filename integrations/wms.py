@@ -12,6 +12,14 @@ Wire protocol (JSON over HTTPS, every write carries an ``Idempotency-Key`` heade
   arrived, in which case the provider refuses a late release of it). ``409`` with a ``CancelAck`` of
   ``cancelled: false`` means too late: the shipment has left (``stage`` says how far it got). A repeat of
   the key answers the first outcome with ``replayed: true``. Anything else is retried.
+- ``GET /wms/shipments/{shipment_id}``: how far the provider has got with a shipment, ``200`` with a
+  ``ShipmentStatus`` (``stage`` ``released`` while it is received but not yet acknowledged); ``404`` means the
+  provider never received it (an answer, not an error). Asked when a node's acknowledgement is overdue, in case
+  its webhooks, not its work, went missing.
+- ``POST /carrier/trackings`` with a ``TrackingRegistration`` body, once a parcel has a tracking number: the
+  carrier is to send that parcel's events (in transit, delayed, lost, delivered) to our webhook. ``201`` with a
+  ``TrackingRegistered`` the first time, ``200`` with the same answer for a repeat of the key; ``409`` or
+  ``422`` refuse it (the parcel is then followed by polling), anything else is retried.
 - ``POST /carrier/follow-ups`` with a ``FollowUpRequest`` body (intercept a parcel, ask for a return, trace a
   parcel): ``201`` with a ``FollowUpAck`` the first time, ``200`` with the same ack for a repeat of the key.
 - ``GET /carrier/tracking/{tracking_number}``: the carrier's latest stage for a parcel, ``200`` with a
@@ -113,11 +121,39 @@ class TrackingStatus(BaseModel):
     occurred_at: datetime
 
 
+class ShipmentStatus(BaseModel):
+    """The provider's answer to a status call: the stage it has reached with the shipment, and since when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shipment_id: str
+    release_id: str
+    stage: ShipmentStage
+    occurred_at: datetime
+    tracking_number: str | None = None
+
+
+class TrackingRegistration(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    shipment_id: str
+    tracking_number: str
+
+
+class TrackingRegistered(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # The carrier's reference for the subscription to this parcel's events.
+    reference: str
+    replayed: bool = False
+
+
 class ProviderRejected(Exception):
     """The provider understood the request and refused it: retrying will not help."""
 
     def __init__(self, status_code: int, reason: str) -> None:
-        super().__init__(f"provider refused the release ({status_code}): {reason}")
+        super().__init__(f"refused ({status_code}): {reason}")
         self.status_code = status_code
         self.reason = reason
 
@@ -167,6 +203,27 @@ class WmsClient:
         if response.status_code != 409:
             response.raise_for_status()
         return CancelAck.model_validate(response.json())
+
+    async def status(self, shipment_id: str, *, endpoint: str | None = None) -> ShipmentStatus | None:
+        """How far the node's provider has got with the shipment; None when it never received it (404)."""
+        response = await self._at(endpoint).get(f"/wms/shipments/{quote(shipment_id, safe='')}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return ShipmentStatus.model_validate(response.json())
+
+    async def register_tracking(self, request: TrackingRegistration, *, idempotency_key: str) -> TrackingRegistered:
+        """Subscribe to a parcel's carrier events; a repeat of the key answers the first registration. ``409`` or
+        ``422`` (the carrier does not take this tracking number) raise ``ProviderRejected``: retrying won't help."""
+        response = await self._http.post(
+            "/carrier/trackings",
+            json=request.model_dump(mode="json"),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        if response.status_code in (409, 422):
+            raise ProviderRejected(response.status_code, response.text[:500])
+        response.raise_for_status()
+        return TrackingRegistered.model_validate(response.json())
 
     async def request_follow_up(self, request: FollowUpRequest, *, idempotency_key: str) -> FollowUpAck:
         response = await self._http.post(

@@ -357,6 +357,39 @@ class TrackParcelResult(_Payload):
     occurred_at: datetime | None = None
 
 
+class ShipmentStatusInput(_Payload):
+    """Ask the node's provider how far it has got with a shipment (a read: no idempotency key), when its
+    acknowledgement is overdue."""
+
+    order_id: str
+    shipment_id: str
+    node_id: str
+
+
+class ShipmentStatusResult(_Payload):
+    """The provider's stage for the shipment (``released``: received, not acknowledged); None: it never got it."""
+
+    stage: ShipmentStage | None = None
+    occurred_at: datetime | None = None
+    tracking_number: str | None = None
+
+
+class RegisterTrackingInput(_Payload):
+    """Ask the carrier to send a parcel's events to us. ``idempotency_key`` makes a repeat a no-op."""
+
+    idempotency_key: str
+    order_id: str
+    shipment_id: str
+    tracking_number: str
+
+
+class RegisterTrackingResult(_Payload):
+    """The carrier's reference for the registration; None when it refused it (``refused`` says why)."""
+
+    reference: str | None = None
+    refused: str = ""
+
+
 class Audience(StrEnum):
     CUSTOMER = "customer"
     CSR = "csr"
@@ -486,6 +519,9 @@ class ShipmentView(_Payload):
     allocations: list[Allocation]
     provider_reference: str | None = None
     tracking_number: str | None = None
+    # The tracking number the carrier has been asked to send events for, and its reference for that.
+    tracking_registered: str | None = None
+    tracking_reference: str | None = None
     # The plan attempt that decided it (its reservation and release keys carry it).
     attempt: int = 1
     method: Method = Method.DELIVERY
@@ -689,6 +725,8 @@ class ActivityName:
     CANCEL_RELEASE = "cancel_release"
     REQUEST_FOLLOW_UP = "request_follow_up"
     TRACK_PARCEL = "track_parcel"
+    SHIPMENT_STATUS = "shipment_status"
+    REGISTER_TRACKING = "register_tracking"
     NOTIFY = "notify"
     CHECK_NODES = "check_nodes"
     NODE_ATP = "node_atp"

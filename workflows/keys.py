@@ -28,6 +28,11 @@ def follow_up_key(shipment_id: str, kind: str) -> str:
     return f"{shipment_id}:follow-up:{kind}"
 
 
+def tracking_key(shipment_id: str, tracking_number: str) -> str:
+    """A parcel re-labelled under a new tracking number is registered again; the same number, once."""
+    return f"{shipment_id}:track:{tracking_number}"
+
+
 def notify_key(order_id: str, kind: str, scope: str) -> str:
     return f"{order_id}:notify:{kind}:{scope}"
 

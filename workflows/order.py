@@ -80,6 +80,8 @@ with workflow.unsafe.imports_passed_through():
         QuotedOption,
         QuoteOutcome,
         RefundPaymentInput,
+        RegisterTrackingInput,
+        RegisterTrackingResult,
         ReleaseHold,
         ReleaseShipmentInput,
         ReleaseShipmentResult,
@@ -95,6 +97,8 @@ with workflow.unsafe.imports_passed_through():
         SettleStockResult,
         ShipmentEventReceived,
         ShipmentIssueReported,
+        ShipmentStatusInput,
+        ShipmentStatusResult,
         ShipmentView,
         SignalName,
         StatusEvent,
@@ -114,6 +118,7 @@ with workflow.unsafe.imports_passed_through():
         payment_key,
         release_key,
         reservation_key,
+        tracking_key,
     )
     from workflows.order_v1 import LegacyOrderFlow
 
@@ -127,6 +132,12 @@ PATCH_STATUS_OUTBOX = "status-outbox"
 # A stalled parcel is first polled at the carrier (``track_parcel``); traced and escalated only if the carrier has
 # nothing newer. Runs without the marker (recorded before it) trace and escalate at once, as they ran.
 PATCH_CARRIER_POLL = "carrier-poll"
+# An unacknowledged release is first asked about at its node's provider (``shipment_status``): its webhooks may
+# have gone missing while the work went on. Runs without the marker escalate and re-plan at once, as they ran.
+PATCH_PROVIDER_POLL = "provider-poll"
+# Each parcel's tracking number is registered with the carrier (``register_tracking``) so its events come to us.
+# Runs without the marker (recorded before it) registered nothing, and replay as they ran.
+PATCH_CARRIER_REGISTER = "carrier-register"
 
 # A plan can be lost to a race for the last units; this many tries in a row, then the order waits as a backorder.
 RESERVE_TRIES = 3
@@ -152,6 +163,8 @@ R = TypeVar("R")
 READY_SLACK = timedelta(hours=1)
 # A pickup shipment can still move to another branch until the branch has picked it.
 _PICKUP_MOVABLE = (ShipmentStage.PLANNED, ShipmentStage.RELEASED, ShipmentStage.ACKNOWLEDGED)
+# A parcel the carrier has and has not yet delivered: the one whose events we want.
+_ON_THE_WAY = (ShipmentStage.SHIPPED, ShipmentStage.IN_TRANSIT)
 # Stages an order is in before its placement has an answer (accepted or not, reserved or not).
 _PLACING = (OrderStage.RECEIVED, OrderStage.VALIDATED, OrderStage.PLANNED)
 
@@ -451,6 +464,7 @@ class OrderWorkflow:
             if s.stage.is_terminal:
                 return
             await self._settle_departed()
+            await self._register_tracking()
             await self._handle_issues()
             await self._handle_due()
             if not self._blocking_hold():
@@ -953,12 +967,18 @@ class OrderWorkflow:
         now = workflow.now()
         actions: list[Action] = []
         for view in self._live():
-            # ``patched`` is asked only when a stall is due, so runs that never stall carry no marker.
+            # Before a playbook acts on a partner's silence, the partner is asked. ``patched`` is asked only when
+            # such a deadline is due, so runs that never fall silent carry no marker.
+            polled: bool | None = None
             if playbook.tracking_stalled(view, now, self._settings) and workflow.patched(PATCH_CARRIER_POLL):
-                if await self._poll_carrier(view):
-                    continue
-                # Nothing new from the carrier: the playbook goes on with the view as it is now (an event may
-                # have arrived while the carrier answered, and re-armed the stall clock).
+                polled = await self._poll_carrier(view)
+            elif playbook.ack_overdue(view, now, self._settings) and workflow.patched(PATCH_PROVIDER_POLL):
+                polled = await self._poll_provider(view)
+            if polled:
+                continue
+            if polled is not None:
+                # Nothing new: the playbook goes on with the view as it is now (an event may have arrived while
+                # the partner answered, and re-armed the clock).
                 view = self._view(view.shipment_id)
             actions += playbook.due(view, now, self._settings)
         await self._execute(actions)
@@ -1093,25 +1113,89 @@ class OrderWorkflow:
             TrackParcelResult,
             f"track {view.shipment_id} ({view.tracking_number})",
         )
-        current = self._view(view.shipment_id)
-        stage = playbook.polled_progress(current, result.stage)
+        return self._polled(
+            view, "carrier", "carrier-poll", result.stage, result.occurred_at, unknown="unknown to the carrier"
+        )
+
+    async def _poll_provider(self, view: ShipmentView) -> bool:
+        """Ask the node's provider how far an unacknowledged shipment has got. True when it reported a later
+        stage, applied like a received event; False when it has not acknowledged it (or never received it)."""
+        result = await _partner(
+            ActivityName.SHIPMENT_STATUS,
+            ShipmentStatusInput(order_id=self._s.order.order_id, shipment_id=view.shipment_id, node_id=view.node_id),
+            ShipmentStatusResult,
+            f"status of {view.shipment_id} at {view.node_id}",
+        )
+        return self._polled(
+            view,
+            view.node_id,
+            "provider-poll",
+            result.stage,
+            result.occurred_at,
+            unknown="never received by the node",
+            tracking_number=result.tracking_number,
+        )
+
+    def _polled(
+        self,
+        view: ShipmentView,
+        actor: str,
+        source: str,
+        reported: ShipmentStage | None,
+        occurred_at: datetime | None,
+        *,
+        unknown: str,
+        tracking_number: str | None = None,
+    ) -> bool:
+        """Apply what a poll reported when it is news; journal it when it is not."""
+        s = self._s
+        stage = playbook.polled_progress(self._view(view.shipment_id), reported)
         if stage is None:
-            said = result.stage or "unknown to the carrier"
-            self._note("carrier", "poll: nothing new", f"{view.shipment_id}: {said}")
+            self._note(actor, "poll: nothing new", f"{view.shipment_id}: {reported or unknown}")
             return False
         # The id comes from business identity (never a run id); a webhook of the same fact, arriving later, is stale.
         event = ShipmentEventReceived(
             event_id=f"poll:{view.shipment_id}:{stage}",
             shipment_id=view.shipment_id,
             stage=stage,
-            occurred_at=result.occurred_at or workflow.now(),
-            source="carrier-poll",
+            occurred_at=occurred_at or workflow.now(),
+            source=source,
+            tracking_number=tracking_number,
         )
         if event.event_id not in s.seen_events:
             s.seen_events.append(event.event_id)
         self._apply_event(event)
         self._wake = True
         return True
+
+    async def _register_tracking(self) -> None:
+        """Ask the carrier to send us the events of each parcel on its way, once per tracking number. A refusal
+        is journaled: the parcel is then followed by polling when its events stop (``tracking_stall``)."""
+        s = self._s
+        for view in self._live():
+            number = view.tracking_number
+            if number is None or view.tracking_registered == number or view.stage not in _ON_THE_WAY:
+                continue
+            if not workflow.patched(PATCH_CARRIER_REGISTER):
+                return
+            result = await _partner(
+                ActivityName.REGISTER_TRACKING,
+                RegisterTrackingInput(
+                    idempotency_key=tracking_key(view.shipment_id, number),
+                    order_id=s.order.order_id,
+                    shipment_id=view.shipment_id,
+                    tracking_number=number,
+                ),
+                RegisterTrackingResult,
+                f"register tracking {number} for {view.shipment_id}",
+            )
+            registered = {"tracking_registered": number, "tracking_reference": result.reference}
+            self._put(self._view(view.shipment_id).model_copy(update=registered))
+            if result.reference is None:
+                why = f"{view.shipment_id} ({number}): {result.refused}"
+                self._note("carrier", "tracking registration refused", why)
+            else:
+                self._note("carrier", "tracking registered", f"{view.shipment_id}: {number} as {result.reference}")
 
     async def _notify(self, audience: Audience, kind: str, message: str, scope: str | None = None) -> None:
         """Tell the customer or the CSR queue. A message that cannot be sent is journaled, never fatal."""

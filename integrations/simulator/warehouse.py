@@ -35,6 +35,9 @@ from integrations.wms import (
     FollowUpRequest,
     ReleaseAck,
     ReleaseRequest,
+    ShipmentStatus,
+    TrackingRegistered,
+    TrackingRegistration,
     TrackingStatus,
 )
 from workflows.contracts import ShortLine
@@ -69,6 +72,11 @@ def _digest(key: str) -> str:
 def release_id_for(idempotency_key: str) -> str:
     """The provider's reference for a release: stable per key, so a test can tell its event ids in advance."""
     return "REL-" + _digest(idempotency_key)
+
+
+def tracking_number_for(release_id: str) -> str:
+    """The carrier's tracking number for the parcel of a release (issued when it ships)."""
+    return f"SIM{release_id[-10:].upper()}"
 
 
 @dataclass
@@ -111,6 +119,14 @@ class FollowUpRecord:
     attempts: int = 1
 
 
+@dataclass
+class TrackingRecord:
+    key: str
+    request: TrackingRegistration
+    ack: TrackingRegistered
+    attempts: int = 1
+
+
 class SimulatorStats(BaseModel):
     requests: int
     effective_releases: int
@@ -130,6 +146,13 @@ class FollowUpStats(BaseModel):
     follow_ups: list[dict[str, object]]
 
 
+class TrackingStats(BaseModel):
+    requests: int
+    # Parcels registered (a repeat of a key registers nothing new).
+    effective_registrations: int
+    registrations: list[dict[str, object]]
+
+
 class Warehouse:
     def __init__(self, config: SimulatorConfig, deliver: Deliver, faults: FaultInjector) -> None:
         self._config = config
@@ -141,7 +164,8 @@ class Warehouse:
         # Shipments cancelled before any release of them arrived: a late release is refused.
         self._cancelled_unknown: set[str] = set()
         self.follow_ups: dict[str, FollowUpRecord] = {}
-        self.counters = {"releases": 0, "cancellations": 0, "follow_ups": 0}
+        self.trackings: dict[str, TrackingRecord] = {}
+        self.counters = {"releases": 0, "cancellations": 0, "follow_ups": 0, "trackings": 0, "status_calls": 0}
         self.tasks: set[asyncio.Task[None]] = set()
         self.resume = asyncio.Event()
         self.held(config.behaviour.hold_events)
@@ -243,7 +267,7 @@ class Warehouse:
 
     @staticmethod
     def tracking_number(record: ReleaseRecord) -> str:
-        return f"SIM{record.ack.release_id[-10:].upper()}"
+        return tracking_number_for(record.ack.release_id)
 
     async def play(self, record: ReleaseRecord) -> None:
         """Play one release forward; the behaviour is read at each step, so a change applies mid-way."""
@@ -340,6 +364,27 @@ class Warehouse:
                 ],
             )
 
+        @router.get("/wms/shipments/{shipment_id:path}", response_model=ShipmentStatus)
+        async def shipment_status(shipment_id: str) -> ShipmentStatus:
+            """How far the shipment has got here, whether or not its webhooks arrived; ``released`` while it is
+            received but not acknowledged; 404 when no release of it arrived."""
+            record = self._by_shipment.get(shipment_id)
+            await self._faults.gate(
+                "wms", f"status:{shipment_id}", node_id=None if record is None else record.request.node_id
+            )
+            self.counters["status_calls"] += 1
+            if record is None:
+                raise HTTPException(404, f"no release of shipment {shipment_id} arrived here")
+            stage = record.stage or ShipmentStage.RELEASED
+            shipped = has_left_node(stage) and not record.pickup
+            return ShipmentStatus(
+                shipment_id=shipment_id,
+                release_id=record.ack.release_id,
+                stage=stage,
+                occurred_at=record.stage_at or record.ack.accepted_at,
+                tracking_number=self.tracking_number(record) if shipped else None,
+            )
+
         @router.post("/wms/shipments/{shipment_id:path}/cancel", response_model=CancelAck)
         async def cancel(shipment_id: str, request: CancelRequest, idempotency_key: IdempotencyKey) -> JSONResponse:
             """200 ``cancelled: true``; 409 ``cancelled: false`` once the shipment has left (too late)."""
@@ -415,6 +460,48 @@ class Warehouse:
                         "attempts": f.attempts,
                     }
                     for f in self.follow_ups.values()
+                ],
+            )
+
+        @router.post("/carrier/trackings", response_model=TrackingRegistered, status_code=status.HTTP_201_CREATED)
+        async def register_tracking(
+            request: TrackingRegistration, response: Response, idempotency_key: IdempotencyKey
+        ) -> TrackingRegistered:
+            """Recorded and answered once per key. The simulated carrier pushes every parcel's events anyway (as
+            an account-wide webhook would), so a registration changes what is counted, not what is sent."""
+            await self._faults.gate("carrier", idempotency_key)
+            async with lock:
+                self.counters["trackings"] += 1
+                existing = self.trackings.get(idempotency_key)
+                if existing is not None:
+                    if existing.request != request:
+                        raise HTTPException(422, "idempotency key reused with a different registration")
+                    existing.attempts += 1
+                    response.status_code = status.HTTP_200_OK
+                    return existing.ack.model_copy(update={"replayed": True})
+                known = any(self.tracking_number(r) == request.tracking_number for r in self.releases.values())
+                if not known:
+                    raise HTTPException(422, f"tracking number {request.tracking_number} is not one of ours")
+                ack = TrackingRegistered(reference=f"TRK-{_digest(idempotency_key)[:12]}")
+                self.trackings[idempotency_key] = TrackingRecord(idempotency_key, request, ack)
+            log.info("tracking registered", shipment_id=request.shipment_id, reference=ack.reference)
+            return ack
+
+        @router.get("/carrier/trackings", response_model=TrackingStats)
+        async def tracking_stats() -> TrackingStats:
+            return TrackingStats(
+                requests=self.counters["trackings"],
+                effective_registrations=len(self.trackings),
+                registrations=[
+                    {
+                        "idempotency_key": t.key,
+                        "reference": t.ack.reference,
+                        "order_id": t.request.order_id,
+                        "shipment_id": t.request.shipment_id,
+                        "tracking_number": t.request.tracking_number,
+                        "attempts": t.attempts,
+                    }
+                    for t in self.trackings.values()
                 ],
             )
 

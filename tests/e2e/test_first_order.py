@@ -41,6 +41,12 @@ async def test_order_placed_over_http_is_delivered(
     stats = (await simulator_http.get("/wms/releases")).json()
     mine = [r for r in stats["releases"] if r["order_id"] == body["order_id"]]
     assert [(r["shipment_id"], r["attempts"]) for r in mine] == [(shipment["shipment_id"], 1)]
+    # The tracking number is registered with the carrier while the parcel is on its way, once; a parcel delivered
+    # before the order's next turn needs no registration. Either way the timeline and the carrier agree.
+    registrations = (await simulator_http.get("/carrier/trackings")).json()["registrations"]
+    mine = [r for r in registrations if r["order_id"] == body["order_id"]]
+    registered = [e for e in order["timeline"] if e["event"] == "tracking registered"]
+    assert [(r["tracking_number"], r["attempts"]) for r in mine] == [(shipment["tracking_number"], 1)] * len(registered)
 
 
 @pytest.mark.parametrize(

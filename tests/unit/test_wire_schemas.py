@@ -34,6 +34,9 @@ from integrations.wms import (
     FollowUpRequest,
     ReleaseAck,
     ReleaseRequest,
+    ShipmentStatus,
+    TrackingRegistered,
+    TrackingRegistration,
     TrackingStatus,
 )
 
@@ -45,9 +48,12 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "wms.release-ack": ReleaseAck,
     "wms.cancel-request": CancelRequest,
     "wms.cancel-ack": CancelAck,
+    "wms.shipment-status": ShipmentStatus,
     "carrier.follow-up-request": FollowUpRequest,
     "carrier.follow-up-ack": FollowUpAck,
     "carrier.tracking-status": TrackingStatus,
+    "carrier.tracking-registration": TrackingRegistration,
+    "carrier.tracking-registered": TrackingRegistered,
     "payments.authorization-request": AuthorizationRequest,
     "payments.capture-request": CaptureRequest,
     "payments.void-request": VoidRequest,
