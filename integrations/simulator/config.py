@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, Self
@@ -23,7 +24,8 @@ class Outage(BaseModel):
     """A window during which a partner (or one node's WMS) answers every call ``503``, or holds it and then
     answers ``504`` (``mode: timeout``). Given by ``start_s`` (seconds after the behaviour is set) or by an
     absolute ``start_at``; a relative window is fixed to ``start_at`` when it is set, so a later ``PATCH`` of
-    other fields does not move it."""
+    other fields does not move it. A relative window is fixed by the wall clock: a simulator given another
+    ``clock`` (``SimulatorConfig``) needs an absolute ``start_at`` in that clock's time."""
 
     partner: Partner
     # Only for ``wms``: the node whose WMS is down. None: every node.
@@ -152,8 +154,21 @@ class BehaviourChange(BaseModel):
         return Behaviour.model_validate({**behaviour.model_dump(), **change})
 
 
+Clock = Callable[[], Awaitable[datetime]]
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class SimulatorConfig:
     webhook_url: str
     webhook_secret: str
     behaviour: Behaviour
+    # The simulator's notion of now, which decides outage windows (and stamps injected faults). None: the wall
+    # clock. Tests on the time-skipping server pass the test server's time so outage windows are in virtual time.
+    clock: Clock | None = None
+
+    async def now(self) -> datetime:
+        return await (self.clock or wall_clock)()

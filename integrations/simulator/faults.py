@@ -16,7 +16,7 @@ import asyncio
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import structlog
@@ -142,7 +142,8 @@ class FaultInjector:
         """Let the call through (after its latency), or raise the injected fault as an HTTP error."""
         self._attempts[(partner, key)] += 1
         attempt = self._attempts[(partner, key)]
-        decision = decide(self.behaviour, partner, key, attempt, node_id=node_id, now=datetime.now(UTC))
+        now = await self._config.now()
+        decision = decide(self.behaviour, partner, key, attempt, node_id=node_id, now=now)
         stats = self.partners.setdefault(partner, PartnerFaultStats())
         stats.calls += 1
         if decision.fault is not None and decision.status is not None:
@@ -150,7 +151,7 @@ class FaultInjector:
             self._faulted[(partner, key)] += 1
             self.recent.append(
                 FaultRecord(
-                    at=datetime.now(UTC),
+                    at=now,
                     partner=partner,
                     fault=decision.fault,
                     key=key,

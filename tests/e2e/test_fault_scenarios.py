@@ -2,9 +2,10 @@
 a 3PL outage for one node, 30% duplicate webhooks, carrier events out of order. Every order still completes,
 is captured once, and the simulator counts one effective release per shipment.
 
-The issue's outage lasts 10 minutes; here it lasts ``OUTAGE_S`` (20 s). The release activity retries after 1,
-2, 4, 8, 16 s ... (``PARTNER_RETRY``, backing off to every 5 minutes), so a 10-minute outage would only add
-waiting: 20 s already fails five attempts in a row and the sixth, at about 31 s, gets through.
+The issue's outage lasts 10 minutes; here, in real time, it lasts ``OUTAGE_S`` (20 s). The release activity
+retries after 1, 2, 4, 8, 16 s ... (``PARTNER_RETRY``, backing off to every 5 minutes): 20 s fails five attempts
+in a row and the sixth, at about 31 s, gets through. The full 10 minutes run in virtual time on the time-skipping
+server, in ``tests/workflows/test_partner_outage.py``: ten attempts refused, the eleventh through at 13.5 minutes.
 """
 
 from __future__ import annotations

@@ -316,3 +316,30 @@ _DELIVERY = (
 
 async def _now(value: list[list[str]]) -> list[list[str]]:
     return value
+
+
+async def test_an_injected_clock_decides_the_outage_window() -> None:
+    """The simulator's own clock, not the wall clock, says whether a call falls in the window: on the
+    time-skipping server that is the test server's virtual time (``tests/workflows/test_partner_outage.py``)."""
+    # Imported here so the tests above keep their imports as they were.
+    from integrations.simulator.app import SimulatorConfig, create_simulator_app
+
+    virtual = [at(10)]  # inside [T0, T0 + 600 s); the wall clock is days after the window
+
+    async def clock() -> datetime:
+        return virtual[0]
+
+    config = SimulatorConfig("http://unused.invalid", SECRET, Behaviour(hold_events=True), clock=clock)
+    app = create_simulator_app(config)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as http,
+    ):
+        sim = Sim(http=http, partners=Partners.over(http), receiver=Receiver())
+        await sim.put(hold_events=True, outages=[outage().model_dump(mode="json")])
+        assert (await sim.release("3PL-EAST", "F-CLOCK")).status_code == 503, "virtual now is inside the window"
+        virtual[0] = at(600)
+        assert (await sim.release("3PL-EAST", "F-CLOCK")).status_code == 201, "virtual now is past its end"
+        stats = await sim.stats()
+    assert stats["partners"]["wms"]["outage"] == 1
+    assert [datetime.fromisoformat(f["at"]) for f in stats["recent"]] == [at(10)], "faults stamped in virtual time"
