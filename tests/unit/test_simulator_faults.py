@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from domain.lifecycle import ShipmentStage
 from integrations.partners import Partners
-from integrations.simulator.app import Behaviour
+from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
 from integrations.simulator.config import BehaviourChange, Outage, PartnerFaults
 from integrations.simulator.faults import chance, decide, duplicated, held_back
 from integrations.webhooks import SIGNATURE_HEADER, ShipmentWebhookEvent, verify
@@ -321,9 +321,6 @@ async def _now(value: list[list[str]]) -> list[list[str]]:
 async def test_an_injected_clock_decides_the_outage_window() -> None:
     """The simulator's own clock, not the wall clock, says whether a call falls in the window: on the
     time-skipping server that is the test server's virtual time (``tests/workflows/test_partner_outage.py``)."""
-    # Imported here so the tests above keep their imports as they were.
-    from integrations.simulator.app import SimulatorConfig, create_simulator_app
-
     virtual = [at(10)]  # inside [T0, T0 + 600 s); the wall clock is days after the window
 
     async def clock() -> datetime:

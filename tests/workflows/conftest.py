@@ -22,18 +22,27 @@ from infra.db.uow import UowFactory
 from infra.interceptors import LoggingInterceptor
 from integrations.partners import Partners
 from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
+from integrations.simulator.config import Clock
 from worker import WORKFLOWS, build_activities
 
 pytestmark = pytest.mark.db
 
 
+@pytest.fixture
+def simulator_clock() -> Clock | None:
+    """The simulator's now: the wall clock. A test module whose faults must follow virtual time overrides this
+    with the test server's (``temporal_env.get_current_time``)."""
+    return None
+
+
 @pytest_asyncio.fixture
-async def simulator() -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def simulator(simulator_clock: Clock | None) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The simulator as the WMS. Its events are held: workflow tests deliver shipment events as signals."""
     config = SimulatorConfig(
         webhook_url="http://unused.invalid/webhooks/wms",
         webhook_secret="test",
         behaviour=Behaviour(hold_events=True),
+        clock=simulator_clock,
     )
     app = create_simulator_app(config)
     transport = httpx.ASGITransport(app=app)

@@ -1,40 +1,31 @@
 """Issue 7's fault scenario at full length: a 3PL outage of 10 minutes, on the time-skipping server with real
 activities, real Postgres and the simulator as warehouse, carrier and payment gateway.
 
-The simulator's clock is the test server's, so the outage window is 10 minutes of virtual time; the release
-activity's retry backoff (``PARTNER_RETRY``: 1, 2, 4 ... s, then every 5 minutes) is skipped while the test
-waits in ``temporal_env.sleep``. Ten attempts are refused, the eleventh (about 13.5 virtual minutes after the
-order) gets through. The real-time version of this scenario (20 s, on the dev server) is in
-``tests/e2e/test_fault_scenarios.py``.
+The simulator's clock is the test server's (this module overrides ``simulator_clock``), so the outage window is
+10 minutes of virtual time; the release activity's retry backoff (``PARTNER_RETRY``: 1, 2, 4 ... s, then every
+5 minutes) is skipped while the test waits in ``temporal_env.sleep``. Ten attempts are refused, the eleventh
+(about 13.5 virtual minutes after the order) gets through. The real-time version of this scenario (20 s, on the
+dev server) is in ``tests/e2e/test_fault_scenarios.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from domain.lifecycle import OrderStage, ShipmentStage
 from infra.db.uow import UowFactory
-from infra.interceptors import LoggingInterceptor
-from integrations.partners import Partners
-from integrations.simulator.app import Behaviour, SimulatorConfig, create_simulator_app
+from integrations.simulator.config import Clock
 from tests.support import NEWARK, make_order
-from tests.workflows.conftest import NewWorker, activity_name
+from tests.workflows.conftest import NewWorker
 from tests.workflows.test_lifecycle import PRICE, Handle, ledger, priced, sim, start, two_dcs
 from tests.workflows.test_order_workflow import ALL_THE_WAY, Simulator, report, wait_for_stage
-from worker import WORKFLOWS, build_activities
 from workflows.contracts import OrderStatusView
 
 pytestmark = pytest.mark.db
@@ -45,42 +36,10 @@ OUTAGE = timedelta(minutes=10)
 PAST_THE_OUTAGE = timedelta(minutes=15)
 
 
-@pytest_asyncio.fixture
-async def virtual_simulator(temporal_env: WorkflowEnvironment) -> AsyncIterator[Simulator]:
-    """The workflow tests' simulator (events held, delivered as signals), whose now is the test server's."""
-    config = SimulatorConfig(
-        webhook_url="http://unused.invalid/webhooks/wms",
-        webhook_secret="test",
-        behaviour=Behaviour(hold_events=True),
-        clock=temporal_env.get_current_time,
-    )
-    app = create_simulator_app(config)
-    transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://x") as http:
-        yield app, http
-
-
 @pytest.fixture
-def virtual_worker(
-    temporal_env: WorkflowEnvironment, uow_factory: UowFactory, virtual_simulator: Simulator
-) -> NewWorker:
-    """``new_worker`` over ``virtual_simulator``."""
-
-    @asynccontextmanager
-    async def begin(replace: Sequence[Callable[..., Any]] = ()) -> AsyncIterator[Worker]:
-        _, http = virtual_simulator
-        replaced = {activity_name(fn) for fn in replace}
-        real = [fn for fn in build_activities(uow_factory, Partners.over(http)) if activity_name(fn) not in replaced]
-        async with Worker(
-            temporal_env.client,
-            task_queue=f"test-{uuid.uuid4().hex[:8]}",
-            workflows=WORKFLOWS,
-            activities=[*real, *replace],
-            interceptors=[LoggingInterceptor()],
-        ) as worker:
-            yield worker
-
-    return begin
+def simulator_clock(temporal_env: WorkflowEnvironment) -> Clock:
+    """The simulator's now is the test server's: the outage window is in virtual time."""
+    return temporal_env.get_current_time
 
 
 async def releases_of(simulator: Simulator, order_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -94,7 +53,7 @@ def stamped(view: OrderStatusView, event: str) -> datetime:
 
 
 async def test_a_ten_minute_3pl_outage_delays_releases_and_loses_nothing(
-    virtual_worker: NewWorker, uow_factory: UowFactory, virtual_simulator: Simulator, temporal_env: WorkflowEnvironment
+    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator, temporal_env: WorkflowEnvironment
 ) -> None:
     net = await two_dcs(uow_factory)
     austin = net.node("AUSTIN")
@@ -104,14 +63,14 @@ async def test_a_ten_minute_3pl_outage_delays_releases_and_loses_nothing(
         "start_at": (await temporal_env.get_current_time()).isoformat(),
         "duration_s": OUTAGE.total_seconds(),
     }
-    changed = await virtual_simulator[1].patch("/control/behaviour", json={"outages": [outage]})
+    changed = await simulator[1].patch("/control/behaviour", json={"outages": [outage]})
     assert changed.status_code == 200, changed.text
     down = [priced(make_order(net, {"DRILL": 1})) for _ in range(3)]
     up = priced(make_order(net, {"DRILL": 1}, destination=NEWARK))
     down_ids = [o.order_id for o in down]
     wall = time.monotonic()
 
-    async with virtual_worker() as worker:
+    async with new_worker() as worker:
         handles: list[Handle] = [await start(worker, o) for o in down]
         other = await start(worker, up)
         # The other node's WMS is up: its order is released at once. The down node's orders wait, reserved.
@@ -119,7 +78,7 @@ async def test_a_ten_minute_3pl_outage_delays_releases_and_loses_nothing(
         assert other_shipment.node_id == net.node("NEWARK")
         for handle in handles:
             await wait_for_stage(handle, OrderStage.RESERVED)
-        assert await releases_of(virtual_simulator, down_ids) == {}
+        assert await releases_of(simulator, down_ids) == {}
 
         await temporal_env.sleep(PAST_THE_OUTAGE)
         everyone = [*handles, other]
@@ -139,18 +98,18 @@ async def test_a_ten_minute_3pl_outage_delays_releases_and_loses_nothing(
         assert [s.stage for s in final.shipments] == [ShipmentStage.DELIVERED]
         applied = Counter(e.event for e in final.timeline if e.event.startswith("shipment "))
         assert all(n == 1 for n in applied.values()), f"{order.order_id}: a stage applied twice: {applied}"
-        money = await ledger(virtual_simulator, order.order_id)
+        money = await ledger(simulator, order.order_id)
         assert (money["authorized_minor"], money["captured_minor"]) == (PRICE, PRICE), "captured once"
 
     # One effective release per shipment; one call reached the WMS, the outage refused the rest.
-    releases = await releases_of(virtual_simulator, [*down_ids, up.order_id])
+    releases = await releases_of(simulator, [*down_ids, up.order_id])
     assert sorted(releases) == sorted([*down_ids, up.order_id]), "one effective release per shipment"
     assert {releases[o]["node_id"] for o in down_ids} == {austin}
     assert all(r["attempts"] == 1 for r in releases.values()), "one call reached the WMS per shipment"
     refused = [int(releases[o]["faulted_attempts"]) for o in down_ids]
     assert all(n >= 9 for n in refused), refused
     assert releases[up.order_id]["faulted_attempts"] == 0, "the other node was not affected"
-    stats = await sim(virtual_simulator, "/control/stats")
+    stats = await sim(simulator, "/control/stats")
     assert stats["partners"]["wms"]["outage"] == sum(refused)
 
     # Each release was accepted only after the 10 virtual minutes.
