@@ -59,6 +59,7 @@ from workflows.contracts import SA_EXCEPTION_CODE, SEARCH_ATTRIBUTES
 
 pytestmark = pytest.mark.db
 
+simulator_clock = workflow_fixtures.simulator_clock
 simulator = workflow_fixtures.simulator
 new_worker = workflow_fixtures.new_worker
 

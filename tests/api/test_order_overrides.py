@@ -51,6 +51,7 @@ from workflows.contracts import Hold, HoldCode, OrderStatusView, PaymentState, T
 pytestmark = pytest.mark.db
 
 # The worker fixtures of the workflow tests: every real activity, the simulator in-process as the WMS.
+simulator_clock = workflow_fixtures.simulator_clock
 simulator = workflow_fixtures.simulator
 new_worker = workflow_fixtures.new_worker
 
