@@ -22,8 +22,7 @@ from tests.support import make_order
 from tests.workflows.conftest import NewWorker, RecordHistory
 from tests.workflows.test_lifecycle import Handle, follow_ups, start, two_dcs, until
 from tests.workflows.test_order_workflow import Simulator, report, wait_for_stage
-from workflows.contracts import ActivityName, ShipmentEventReceived, TrackParcelInput, TrackParcelResult
-from workflows.order import OrderWorkflow
+from workflows.contracts import ActivityName, TrackParcelInput, TrackParcelResult
 
 pytestmark = pytest.mark.db
 
@@ -33,16 +32,7 @@ STALL = timedelta(days=3, hours=1)
 async def ship(handle: Handle, shipment_id: str, tracking_number: str) -> None:
     """Picked, then shipped with a tracking number, then silence."""
     await report(handle, shipment_id, ShipmentStage.PICKED)
-    await handle.signal(
-        OrderWorkflow.shipment_event_received,
-        ShipmentEventReceived(
-            event_id=f"evt:{shipment_id}:shipped",
-            shipment_id=shipment_id,
-            stage=ShipmentStage.SHIPPED,
-            occurred_at=datetime.now(UTC),
-            tracking_number=tracking_number,
-        ),
-    )
+    await report(handle, shipment_id, ShipmentStage.SHIPPED, tracking_number=tracking_number)
     await until(handle, lambda v: v.shipments[0].stage is ShipmentStage.SHIPPED)
 
 

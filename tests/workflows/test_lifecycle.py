@@ -399,6 +399,9 @@ async def test_node_silent_past_its_sla_is_cancelled_there_and_replanned(
         view = await until(handle, lambda v: len(v.shipments) == 2 and v.shipments[1].stage == "released")
         assert view.exception_code == ExceptionCode.NO_ACK
         assert view.shipments[1].node_id == net.node("NEWARK")
+        # The provider was asked first (patch ``provider-poll``): the held simulator has it, unacknowledged.
+        polled = [e for e in view.timeline if e.event == "poll: nothing new"]
+        assert [(e.actor, e.detail) for e in polled] == [(net.node("AUSTIN"), f"{first.shipment_id}: released")]
         assert [c["shipment_id"] for c in await cancellations(simulator, order.order_id)] == [first.shipment_id]
         await report(handle, view.shipments[1].shipment_id, *ALL_THE_WAY)
         assert (await handle.result()).stage is OrderStage.COMPLETED

@@ -42,7 +42,13 @@ async def wait_for_stage(handle: Handle, stage: OrderStage) -> OrderStatusView:
     return await eventually(lambda: handle.query(OrderWorkflow.status), lambda v: v.stage is stage)
 
 
-async def report(handle: Handle, shipment_id: str, *stages: ShipmentStage, event_prefix: str = "evt") -> None:
+async def report(
+    handle: Handle,
+    shipment_id: str,
+    *stages: ShipmentStage,
+    event_prefix: str = "evt",
+    tracking_number: str | None = None,
+) -> None:
     for stage in stages:
         await handle.signal(
             OrderWorkflow.shipment_event_received,
@@ -51,6 +57,7 @@ async def report(handle: Handle, shipment_id: str, *stages: ShipmentStage, event
                 shipment_id=shipment_id,
                 stage=stage,
                 occurred_at=datetime.now(UTC),
+                tracking_number=tracking_number,
             ),
         )
 

@@ -1,7 +1,8 @@
 """Asking partners instead of waiting on them: an unacknowledged release is first asked about at its node's
 provider (patch ``provider-poll``), and a parcel's tracking number is registered with the carrier so its events
 come to us (patch ``carrier-register``). On the time-skipping server with real activities, real Postgres and
-the simulator as warehouse and carrier; its playback is held, so shipment facts arrive as signals.
+the simulator as warehouse and carrier; its playback is held, so shipment facts arrive as signals. The real
+status call answering ``released`` (escalate, plan elsewhere) is checked in ``test_lifecycle``'s missed-SLA case.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
-from domain.exceptions import ExceptionCode
 from domain.lifecycle import OrderStage, ShipmentStage
 from infra.db.uow import UowFactory
 from integrations.simulator.warehouse import tracking_number_for
 from tests.support import make_order
 from tests.workflows.conftest import NewWorker, RecordHistory
-from tests.workflows.test_lifecycle import Handle, cancellations, sim, start, two_dcs, until
+from tests.workflows.test_lifecycle import cancellations, sim, start, two_dcs, until
 from tests.workflows.test_order_workflow import ALL_THE_WAY, Simulator, report, wait_for_stage
-from workflows.contracts import ActivityName, ShipmentEventReceived, ShipmentStatusInput, ShipmentStatusResult
-from workflows.order import OrderWorkflow
+from workflows.contracts import ActivityName, ShipmentStatusInput, ShipmentStatusResult
 
 pytestmark = pytest.mark.db
 
@@ -65,38 +64,6 @@ async def test_an_overdue_ack_is_asked_about_and_work_already_done_is_kept(
     await record_history(handle, "provider_poll_picked")
 
 
-async def test_an_overdue_ack_the_provider_has_not_acknowledged_is_escalated_and_replanned(
-    new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator, temporal_env: WorkflowEnvironment
-) -> None:
-    """The real status call: the held simulator has the release but has not acknowledged it (``released``)."""
-    net = await two_dcs(uow_factory)
-    order = make_order(net, {"DRILL": 1})
-    async with new_worker() as worker:
-        handle = await start(worker, order)
-        first = (await wait_for_stage(handle, OrderStage.RELEASED)).shipments[0]
-        await temporal_env.sleep(ACK_OVERDUE)
-        view = await until(handle, lambda v: len(v.shipments) == 2 and v.shipments[1].stage == "released")
-        assert view.exception_code == ExceptionCode.NO_ACK
-        polled = [e for e in view.timeline if e.event == "poll: nothing new"]
-        assert [(e.actor, e.detail) for e in polled] == [(net.node("AUSTIN"), f"{first.shipment_id}: released")]
-        assert [c["shipment_id"] for c in await cancellations(simulator, order.order_id)] == [first.shipment_id]
-        await report(handle, view.shipments[1].shipment_id, *ALL_THE_WAY)
-        assert (await handle.result()).stage is OrderStage.COMPLETED
-
-
-async def shipped_with(handle: Handle, shipment_id: str, tracking_number: str, stage: ShipmentStage) -> None:
-    await handle.signal(
-        OrderWorkflow.shipment_event_received,
-        ShipmentEventReceived(
-            event_id=f"evt:{shipment_id}:{stage}",
-            shipment_id=shipment_id,
-            stage=stage,
-            occurred_at=datetime.now(UTC),
-            tracking_number=tracking_number,
-        ),
-    )
-
-
 async def test_a_shipped_parcel_is_registered_with_the_carrier_once(
     new_worker: NewWorker, uow_factory: UowFactory, simulator: Simulator, record_history: RecordHistory
 ) -> None:
@@ -109,10 +76,10 @@ async def test_a_shipped_parcel_is_registered_with_the_carrier_once(
         release_id = next(r["release_id"] for r in releases if r["shipment_id"] == shipment.shipment_id)
         number = tracking_number_for(release_id)
         await report(handle, shipment.shipment_id, ShipmentStage.ACKNOWLEDGED, ShipmentStage.PICKED)
-        await shipped_with(handle, shipment.shipment_id, number, ShipmentStage.SHIPPED)
+        await report(handle, shipment.shipment_id, ShipmentStage.SHIPPED, tracking_number=number)
         view = await until(handle, lambda v: v.shipments[0].tracking_reference is not None)
         # The carrier's next event repeats the number: nothing is registered again.
-        await shipped_with(handle, shipment.shipment_id, number, ShipmentStage.IN_TRANSIT)
+        await report(handle, shipment.shipment_id, ShipmentStage.IN_TRANSIT, tracking_number=number)
         await until(handle, lambda v: v.shipments[0].stage is ShipmentStage.IN_TRANSIT)
         await report(handle, shipment.shipment_id, ShipmentStage.DELIVERED)
         final = await handle.result()
